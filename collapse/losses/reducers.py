@@ -1,0 +1,97 @@
+r"""Reducers turn unreduced terms into one number per group.
+
+For a group with terms :math:`\ell_1..\ell_T` of each sub-loss:
+
+* ``MeanReducer``       : :math:`\sum_{\text{sub-losses}} \frac1T \sum_t \ell_t`.
+* ``SumReducer``        : :math:`\sum \ell_t`.
+* ``AvgNonZeroReducer`` : :math:`\sum_{\text{sub-losses}} \frac{\sum_t \ell_t}{\#\{t: \ell_t > 0\}}`, the
+  default of pytorch-metric-learning's triplet and contrastive losses (inactive hinges do not dilute the mean).
+* ``DivisorReducer``    : :math:`\frac{\sum_{\text{all sub-losses}} \sum_t \ell_t}{\#\{\text{non-zero terms of the counted sub-losses}\}}`,
+  the margin loss's normalisation (Wu et al. 2017; pytorch-metric-learning's ``MarginLoss``).
+
+A group with nothing to average contributes 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from collapse.losses.terms import Terms
+
+__all__ = ["REDUCERS", "AvgNonZeroReducer", "DivisorReducer", "MeanReducer", "Reducer", "SumReducer"]
+
+
+def group_sum(values: torch.Tensor, group: torch.Tensor, n_groups: int) -> torch.Tensor:
+    out = torch.zeros(n_groups, dtype=values.dtype, device=values.device)
+    return out.index_add(0, group, values)
+
+
+def _safe_divide(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+    return torch.where(den > 0, num / den.clamp_min(1), torch.zeros_like(num))
+
+
+class Reducer:
+    name = "reducer"
+
+    def __call__(self, terms: dict[str, Terms], n_groups: int, like: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros(n_groups, dtype=like.dtype, device=like.device)
+        for t in terms.values():
+            out = out + self.reduce_one(t, n_groups).to(like.dtype)
+        return out
+
+    def reduce_one(self, terms: Terms, n_groups: int) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class MeanReducer(Reducer):
+    name = "mean"
+
+    def reduce_one(self, terms, n_groups):
+        count = group_sum(torch.ones_like(terms.losses), terms.group, n_groups)
+        return _safe_divide(group_sum(terms.losses, terms.group, n_groups), count)
+
+
+class SumReducer(Reducer):
+    name = "sum"
+
+    def reduce_one(self, terms, n_groups):
+        return group_sum(terms.losses, terms.group, n_groups)
+
+
+class AvgNonZeroReducer(Reducer):
+    name = "avg_nonzero"
+
+    def reduce_one(self, terms, n_groups):
+        count = group_sum((terms.losses > 0).to(terms.losses.dtype), terms.group, n_groups)
+        return _safe_divide(group_sum(terms.losses, terms.group, n_groups), count)
+
+
+class DivisorReducer(Reducer):
+    """Sum of every term, divided by the number of non-zero terms among the sub-losses named in ``counted``."""
+
+    name = "divisor"
+
+    def __init__(self, counted: Sequence[str] = ("pos_loss", "neg_loss")) -> None:
+        self.counted = tuple(counted)
+
+    def __call__(self, terms, n_groups, like):
+        total = torch.zeros(n_groups, dtype=like.dtype, device=like.device)
+        count = torch.zeros(n_groups, dtype=like.dtype, device=like.device)
+        for name, t in terms.items():
+            total = total + group_sum(t.losses, t.group, n_groups).to(like.dtype)
+            if name in self.counted:
+                count = count + group_sum((t.losses > 0).to(like.dtype), t.group, n_groups)
+        return _safe_divide(total, count)
+
+    def __repr__(self) -> str:
+        return f"DivisorReducer(counted={self.counted})"
+
+
+REDUCERS: dict[str, type[Reducer]] = {
+    cls.name: cls for cls in (MeanReducer, SumReducer, AvgNonZeroReducer, DivisorReducer)
+}

@@ -1,0 +1,238 @@
+r"""Exact k-nearest-neighbour search in torch, chunked so that memory stays O(chunk_size * N).
+
+Distances (on the vectors as given, no normalisation for ``"euclidean"``):
+
+* ``"euclidean"``: :math:`d(x, y) = \lVert x - y \rVert_2`, computed as
+  :math:`\sqrt{\max(0, \lVert x\rVert^2 + \lVert y\rVert^2 - 2 x^\top y)}` after subtracting the reference
+  mean from both sets (translation leaves the distance unchanged and shrinks the norms, hence the
+  cancellation error of the expansion).
+* ``"cosine"``: :math:`d(x, y) = 1 - \hat x^\top \hat y` with :math:`\hat x = x / \max(\lVert x\rVert, 10^{-12})`,
+  clamped to ``[0, 2]``; a zero vector therefore sits at distance 1 from every other vector.
+
+Exact ties are exact: the rows are de-duplicated first, so bitwise-identical vectors are at distance
+exactly 0 from each other and at bitwise-identical distances from every query. Without that, a matrix
+product may round two copies of one vector differently and turn a tie into an arbitrary order.
+
+Order: neighbours are sorted by ascending distance, ties broken by the lower reference index, so the
+result is deterministic. With ``reference=None`` the query set is its own reference and each point's own
+index is removed from its list (by index, not by distance: a duplicate of the query at distance 0 is kept),
+which is what pytorch-metric-learning's ``return_results`` produces from a tie-stable search.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from collapse._validation import check_choice, check_int
+
+__all__ = ["DISTANCES", "iter_knn", "knn"]
+
+DISTANCES = ("euclidean", "cosine")
+
+ArrayLike = torch.Tensor | np.ndarray
+
+
+def knn(
+    query: ArrayLike,
+    reference: ArrayLike | None = None,
+    k: int = 1,
+    *,
+    exclude_self: bool = True,
+    chunk_size: int = 4096,
+    distance: str = "euclidean",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact k nearest neighbours of every query row among the reference rows.
+
+    Parameters
+    ----------
+    query : (Nq, d) tensor or array.
+    reference : (Nr, d) tensor or array, or ``None`` to search the query set itself.
+    k : number of neighbours, ``1 <= k <= Nr`` (``Nr - 1`` when the self-match is excluded).
+    exclude_self : with ``reference=None``, drop each point's own index from its list. It has no effect
+        when a separate reference is given (nothing there is "self"; pass ``reference=None`` instead).
+    chunk_size : number of query rows handled at once; peak memory is O(chunk_size * Nr).
+    distance : ``"euclidean"`` or ``"cosine"`` (see the module docstring).
+
+    Returns
+    -------
+    distances : (Nq, k) tensor, float64 if the inputs are float64, float32 otherwise.
+    indices : (Nq, k) int64 tensor into the reference rows, sorted by (distance, index).
+    """
+    q, r, self_search, k = _check_knn_args(query, reference, k, exclude_self, chunk_size, distance)
+    n_query = q.shape[0]
+    dist_out = torch.empty((n_query, k), dtype=q.dtype, device=q.device)
+    idx_out = torch.empty((n_query, k), dtype=torch.long, device=q.device)
+    for start, stop, dist, idx in _iter_knn(q, r, k, self_search, chunk_size, distance):
+        dist_out[start:stop] = dist
+        idx_out[start:stop] = idx
+    return dist_out, idx_out
+
+
+def iter_knn(
+    query: ArrayLike,
+    reference: ArrayLike | None = None,
+    k: int = 1,
+    *,
+    exclude_self: bool = True,
+    chunk_size: int = 4096,
+    distance: str = "euclidean",
+) -> Iterator[tuple[int, int, torch.Tensor, torch.Tensor]]:
+    """Same search as :func:`knn`, yielded chunk by chunk as ``(start, stop, distances, indices)``.
+
+    ``distances``/``indices`` hold rows ``start:stop`` of what :func:`knn` returns; consumers that reduce
+    each chunk to per-query numbers never hold the full (Nq, k) result.
+    """
+    q, r, self_search, k = _check_knn_args(query, reference, k, exclude_self, chunk_size, distance)
+    yield from _iter_knn(q, r, k, self_search, chunk_size, distance)
+
+
+def _check_knn_args(
+    query: ArrayLike,
+    reference: ArrayLike | None,
+    k: int,
+    exclude_self: bool,
+    chunk_size: int,
+    distance: str,
+) -> tuple[torch.Tensor, torch.Tensor, bool, int]:
+    check_choice("distance", distance, DISTANCES)
+    chunk_size = check_int("chunk_size", chunk_size, low=1)
+    q = as_embeddings(query, "query", min_samples=1)
+    if reference is None:
+        r = q
+        self_search = bool(exclude_self)
+    else:
+        r = as_embeddings(reference, "reference", min_samples=1)
+        if r.shape[1] != q.shape[1]:
+            raise ValueError(f"reference must have the same dimension as query ({q.shape[1]}), got {r.shape[1]}")
+        if r.device != q.device:
+            raise ValueError(f"reference must be on the same device as query ({q.device}), got {r.device}")
+        # Mixed precisions: search in the wider one.
+        dtype = torch.promote_types(q.dtype, r.dtype)
+        q, r = q.to(dtype), r.to(dtype)
+        self_search = False
+    available = r.shape[0] - int(self_search)
+    if available < 1:
+        raise ValueError("query must have at least 2 samples when it is its own reference and the self-match is excluded")
+    return q, r, self_search, check_int("k", k, low=1, high=available)
+
+
+class _Engine:
+    """Distances from arbitrary query rows to a fixed reference set, with exact ties for duplicates.
+
+    ``groups_ref[j]`` is the duplicate group of reference row ``j`` (equal vectors share a group) and
+    ``rep[j]`` the first reference row of that group; query rows get group ids from the same table, so
+    a query equal to some reference row is at distance exactly 0 from it.
+    """
+
+    def __init__(self, reference: torch.Tensor, distance: str, query: torch.Tensor | None = None) -> None:
+        self.distance = distance
+        if distance == "cosine":
+            ref = torch.nn.functional.normalize(reference, dim=1, eps=1e-12)
+            qry = None if query is None else torch.nn.functional.normalize(query, dim=1, eps=1e-12)
+            self.center = None
+        else:
+            self.center = reference.mean(dim=0, keepdim=True)
+            ref = reference - self.center
+            qry = None if query is None else query - self.center
+        self.ref = ref
+        self.ref_sq = (ref * ref).sum(dim=1)
+        n_ref = ref.shape[0]
+        stacked = ref if qry is None else torch.cat([ref, qry], dim=0)
+        _, inverse = torch.unique(stacked, dim=0, return_inverse=True)
+        self.groups_ref = inverse[:n_ref]
+        self.groups_query = self.groups_ref if qry is None else inverse[n_ref:]
+        self.query = ref if qry is None else qry
+        n_groups = int(inverse.max()) + 1
+        self.has_duplicates = n_groups < stacked.shape[0]
+        if self.has_duplicates:
+            first = torch.full((n_groups,), n_ref, dtype=torch.long, device=ref.device)
+            first.scatter_reduce_(0, self.groups_ref, torch.arange(n_ref, device=ref.device), reduce="amin")
+            self.rep = first[self.groups_ref]
+
+    def block(self, start: int, stop: int) -> torch.Tensor:
+        """Distances (stop - start, Nr) from query rows ``start:stop`` to every reference row."""
+        q = self.query[start:stop]
+        prod = q @ self.ref.T
+        if self.distance == "cosine":
+            d = (1.0 - prod).clamp_(0.0, 2.0)
+        else:
+            d = prod.mul_(-2.0).add_(self.ref_sq).add_((q * q).sum(dim=1, keepdim=True))
+            # clamp_min(0) keeps -0.0 and a later sqrt could see tiny negatives: map all of them to +0.0.
+            d = torch.where(d > 0, d, torch.zeros((), dtype=d.dtype, device=d.device)).sqrt_()
+        if self.has_duplicates:
+            d = d[:, self.rep]
+            same = self.groups_query[start:stop, None] == self.groups_ref[None, :]
+            d.masked_fill_(same, 0.0)
+        return d
+
+
+def _iter_knn(
+    q: torch.Tensor, r: torch.Tensor, k: int, self_search: bool, chunk_size: int, distance: str
+) -> Iterator[tuple[int, int, torch.Tensor, torch.Tensor]]:
+    engine = _Engine(r, distance, None if (q is r) else q)
+    n_query, n_ref = q.shape[0], r.shape[0]
+    arange = torch.arange(n_ref, device=q.device, dtype=torch.int64)
+    for start in range(0, n_query, chunk_size):
+        stop = min(start + chunk_size, n_query)
+        d = engine.block(start, stop)
+        rows = torch.arange(stop - start, device=q.device)
+        if self_search:
+            d[rows, rows + start] = torch.inf
+        # The k-th smallest value t splits the row into d < t (all kept), d == t (kept by lowest index)
+        # and d > t; one integer top-k over (band, index) then picks the deterministic set.
+        t = torch.topk(d, k, dim=1, largest=False, sorted=True).values[:, -1:]
+        key = (d > t).to(torch.int64)
+        key += d >= t
+        key *= n_ref
+        key += arange
+        if self_search:
+            key[rows, rows + start] = 3 * n_ref
+        sel = torch.topk(key, k, dim=1, largest=False, sorted=True).indices
+        dsel = d.gather(1, sel)
+        # sel is in (band, index) order, so a stable sort by distance yields (distance, index) order.
+        dsel, order = torch.sort(dsel, dim=1, stable=True)
+        yield start, stop, dsel, sel.gather(1, order)
+
+
+def as_embeddings(x: object, name: str = "embeddings", *, min_samples: int = 2) -> torch.Tensor:
+    """Validate an (N, d) float array/tensor and return it as a floating torch tensor (no grad)."""
+    if isinstance(x, torch.Tensor):
+        t = x.detach()
+    else:
+        try:
+            arr = np.asarray(x)
+        except Exception as exc:  # noqa: BLE001 - any conversion failure is a bad argument
+            raise TypeError(f"{name} must be a torch.Tensor or numpy array of shape (N, d), got {type(x).__name__}") from exc
+        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+            raise TypeError(f"{name} must be a numeric array of shape (N, d), got dtype {arr.dtype}")
+        t = torch.from_numpy(np.ascontiguousarray(arr))
+    if t.is_complex():
+        raise TypeError(f"{name} must be real-valued, got dtype {t.dtype}")
+    if t.dim() != 2:
+        raise ValueError(f"{name} must have shape (N, d), got shape {tuple(t.shape)}")
+    if t.shape[0] < min_samples:
+        raise ValueError(f"{name} must have at least {min_samples} samples, got {t.shape[0]}")
+    if t.shape[1] < 1:
+        raise ValueError(f"{name} must have at least 1 feature column, got shape {tuple(t.shape)}")
+    if t.dtype != torch.float64:
+        t = t.to(torch.float32)
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name} must be finite (no NaN or inf)")
+    return t
+
+
+def as_labels(y: object, n: int, name: str = "labels") -> torch.Tensor:
+    """Validate a length-``n`` vector of integer labels and return it as an int64 CPU tensor."""
+    arr = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must have shape (N,), got shape {arr.shape}")
+    if arr.shape[0] != n:
+        raise ValueError(f"{name} must have the same length as the embeddings ({n}), got {arr.shape[0]}")
+    if arr.dtype == bool or np.issubdtype(arr.dtype, np.integer):
+        return torch.from_numpy(arr.astype(np.int64))
+    if np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+        return torch.from_numpy(arr.astype(np.int64))
+    raise ValueError(f"{name} must contain integers, got dtype {arr.dtype}")

@@ -1,0 +1,121 @@
+r"""Negative rules: which different-label samples push an anchor away.
+
+A rule sees the distance matrix ``D``, the candidate mask ``N[a, j]`` (different observed label) and the
+positive pairs already chosen. Except for ``all``, it picks one negative per positive pair ``(a, p)``:
+
+* ``all``       : every candidate of the anchor (no triplet is materialised until a loss asks).
+* ``random``    : uniformly at random among the candidates.
+* ``hard``      : :math:`n = \arg\min_{j: N_{aj}} D_{aj}`, the nearest negative.
+* ``semihard``  : :math:`n = \arg\min_{j: N_{aj},\, D_{aj} > D_{ap}} D_{aj}`, the nearest negative farther than the
+  chosen positive (pytorch-metric-learning's ``BatchEasyHardMiner`` definition). Pairs with none are dropped.
+* ``distance``  : distance-weighted sampling (Wu et al. 2017). On the unit sphere in :math:`\mathbb R^n` the
+  pairwise distance has density :math:`q(d) \propto d^{n-2}(1 - d^2/4)^{(n-3)/2}`; a negative is drawn with
+  probability :math:`\propto 1/q(\max(d, \lambda))` and zero beyond ``nonzero_loss_cutoff``, where the loss
+  could not be active anyway. :math:`\lambda` is the ``cutoff`` that bounds the weights of near negatives.
+
+Ties go to the lowest index. Random draws use the sampler's ``torch.Generator``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from collapse._validation import check_real
+from collapse.sampling._select import masked_argmax, masked_argmin, masked_random
+from collapse.sampling.tuples import Pairs, Triplets
+
+__all__ = [
+    "NEGATIVE_RULES",
+    "AllNegatives",
+    "DistanceWeightedNegative",
+    "HardNegative",
+    "NegativeRule",
+    "RandomNegative",
+    "SemiHardNegative",
+]
+
+
+class NegativeRule:
+    """Base class. ``select`` returns one negative per positive pair as :class:`Triplets` (pairs without one drop)."""
+
+    name = "negative"
+    per_pair = True
+
+    def select(
+        self, dist: torch.Tensor, candidates: torch.Tensor, positives: Pairs, generator: torch.Generator, dim: int
+    ) -> Triplets:
+        rows_d = dist[positives.g, positives.a]
+        rows_c = candidates[positives.g, positives.a]
+        d_ap = positives.gather(dist)
+        n, valid = self._pick(rows_d, rows_c, d_ap, generator, dim)
+        return Triplets(positives.g[valid], positives.a[valid], positives.b[valid], n[valid])
+
+    def _pick(
+        self, rows_d: torch.Tensor, rows_c: torch.Tensor, d_ap: torch.Tensor, generator: torch.Generator, dim: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class AllNegatives(NegativeRule):
+    name = "all"
+    per_pair = False
+
+    def select(self, dist, candidates, positives, generator, dim):
+        raise TypeError("AllNegatives keeps every candidate; the sampler uses its mask directly")
+
+
+class RandomNegative(NegativeRule):
+    name = "random"
+
+    def _pick(self, rows_d, rows_c, d_ap, generator, dim):
+        return masked_random(rows_c, generator)
+
+
+class HardNegative(NegativeRule):
+    name = "hard"
+
+    def _pick(self, rows_d, rows_c, d_ap, generator, dim):
+        return masked_argmin(rows_d, rows_c)
+
+
+class SemiHardNegative(NegativeRule):
+    name = "semihard"
+
+    def _pick(self, rows_d, rows_c, d_ap, generator, dim):
+        return masked_argmin(rows_d, rows_c & (rows_d > d_ap.unsqueeze(-1)))
+
+
+class DistanceWeightedNegative(NegativeRule):
+    """Distance-weighted negatives (Wu et al. 2017); meant for Euclidean distance on the unit sphere."""
+
+    name = "distance"
+
+    def __init__(self, cutoff: float = 0.5, nonzero_loss_cutoff: float = 1.4) -> None:
+        self.cutoff = check_real("cutoff", cutoff, low=0.0, high=2.0, low_inclusive=False)
+        self.nonzero_loss_cutoff = check_real("nonzero_loss_cutoff", nonzero_loss_cutoff, low=0.0, low_inclusive=False)
+
+    def log_weights(self, d: torch.Tensor, dim: int) -> torch.Tensor:
+        r"""Unnormalised :math:`\log 1/q(\max(d,\lambda))`; ``-inf`` where the weight is 0 or undefined."""
+        d = d.clamp_min(self.cutoff)
+        logw = (2.0 - dim) * torch.log(d) - ((dim - 3) / 2.0) * torch.log1p(-0.25 * d * d)
+        bad = ~torch.isfinite(logw) | (d >= self.nonzero_loss_cutoff)
+        return logw.masked_fill(bad, float("-inf"))
+
+    def _pick(self, rows_d, rows_c, d_ap, generator, dim):
+        logw = self.log_weights(rows_d, dim)
+        allowed = rows_c & torch.isfinite(logw)
+        # Gumbel-max: argmax(log w + G) is a draw with probability w / sum(w), one per row, vectorised.
+        u = torch.rand(rows_d.shape, generator=generator, device=rows_d.device, dtype=rows_d.dtype)
+        gumbel = -torch.log(-torch.log(u.clamp(1e-12, 1 - 1e-7)))
+        return masked_argmax(torch.where(allowed, logw, torch.zeros_like(logw)) + gumbel, allowed)
+
+    def __repr__(self) -> str:
+        return f"DistanceWeightedNegative(cutoff={self.cutoff}, nonzero_loss_cutoff={self.nonzero_loss_cutoff})"
+
+
+NEGATIVE_RULES: dict[str, type[NegativeRule]] = {
+    cls.name: cls for cls in (AllNegatives, RandomNegative, HardNegative, SemiHardNegative, DistanceWeightedNegative)
+}

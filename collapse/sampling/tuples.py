@@ -1,0 +1,102 @@
+"""The index tuples a sampler hands to a loss.
+
+Every index tensor carries a *group* column ``g`` first. A group is one independent batch: a plain
+``(B, d)`` batch is group 0, and a stack ``(G, B, d)`` of G runs (seeds, configurations) trained at once has
+groups ``0..G-1``. Indices ``a, p, n`` are positions inside the group's batch, so a distance is read as
+``D[g, a, p]``. Tuples never cross groups.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["Pairs", "Triplets", "Tuples"]
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """Pairs ``(g, a, b)``: anchor ``a`` and partner ``b`` of group ``g``."""
+
+    g: torch.Tensor
+    a: torch.Tensor
+    b: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.a.numel())
+
+    def gather(self, mat: torch.Tensor) -> torch.Tensor:
+        """Values ``mat[g, a, b]`` of a ``(G, B, B)`` matrix, one per pair."""
+        return mat[self.g, self.a, self.b]
+
+    def mask(self, n_groups: int, batch_size: int) -> torch.Tensor:
+        """Dense boolean ``(G, B, B)`` mask with the pairs set."""
+        out = torch.zeros(n_groups, batch_size, batch_size, dtype=torch.bool, device=self.a.device)
+        out[self.g, self.a, self.b] = True
+        return out
+
+
+@dataclass(frozen=True)
+class Triplets:
+    """Triplets ``(g, a, p, n)``: anchor, positive and negative of group ``g``."""
+
+    g: torch.Tensor
+    a: torch.Tensor
+    p: torch.Tensor
+    n: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.a.numel())
+
+    @property
+    def positive_pairs(self) -> Pairs:
+        return Pairs(self.g, self.a, self.p)
+
+    @property
+    def negative_pairs(self) -> Pairs:
+        return Pairs(self.g, self.a, self.n)
+
+
+@dataclass(frozen=True)
+class Tuples:
+    """What a sampler selected in a batch.
+
+    ``positive_pairs`` and ``negative_pairs`` serve pair losses, ``triplets`` serves triplet losses. When the
+    negative rule picks a negative per positive pair, the pairs are the two halves of each triplet (the
+    pytorch-metric-learning ``convert_to_pairs`` convention). When the negative rule is ``all``, the negative
+    pairs are every (anchor, negative) of an anchor that has a positive, and the triplets are their cross
+    product with the positive pairs, built only when a loss asks for them.
+
+    ``anchors_without_positive`` counts anchors dropped because no same-label sample was eligible;
+    ``anchors_without_negative`` counts those whose negative rule found nothing (e.g. no semi-hard negative).
+    """
+
+    positive_pairs: Pairs
+    negative_pairs: Pairs
+    n_groups: int
+    batch_size: int
+    anchors_without_positive: int
+    anchors_without_negative: int
+    _triplets: Triplets | None = None
+    _negative_mask: torch.Tensor | None = None
+
+    @property
+    def triplets(self) -> Triplets:
+        if self._triplets is not None:
+            return self._triplets
+        pos = self.positive_pairs
+        rows = self._negative_mask[pos.g, pos.a]
+        t, n = rows.nonzero(as_tuple=True)
+        return Triplets(pos.g[t], pos.a[t], pos.b[t], n)
+
+    @property
+    def per_positive_negatives(self) -> bool:
+        """True when each positive pair has exactly one negative (so ``triplets`` is stored, not a cross product)."""
+        return self._triplets is not None
+
+    def negative_mask(self) -> torch.Tensor:
+        """Dense ``(G, B, B)`` mask of negative pairs."""
+        if self._negative_mask is not None:
+            return self._negative_mask
+        return self.negative_pairs.mask(self.n_groups, self.batch_size)
