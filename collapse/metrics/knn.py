@@ -11,7 +11,9 @@ Distances (on the vectors as given, no normalisation for ``"euclidean"``):
 
 Exact ties are exact: the rows are de-duplicated first, so bitwise-identical vectors are at distance
 exactly 0 from each other and at bitwise-identical distances from every query. Without that, a matrix
-product may round two copies of one vector differently and turn a tie into an arbitrary order.
+product may round two copies of one vector differently and turn a tie into an arbitrary order. Other
+distances that are equal in exact arithmetic tie only if the float computation is exact too (e.g. small
+integer coordinates whose mean is a dyadic number); otherwise rounding decides their order.
 
 Order: neighbours are sorted by ascending distance, ties broken by the lower reference index, so the
 result is deterministic. With ``reference=None`` the query set is its own reference and each point's own
@@ -115,16 +117,19 @@ def _check_knn_args(
         self_search = False
     available = r.shape[0] - int(self_search)
     if available < 1:
-        raise ValueError("query must have at least 2 samples when it is its own reference and the self-match is excluded")
+        raise ValueError(
+            "query must have at least 2 samples when it is its own reference and the self-match is excluded"
+        )
     return q, r, self_search, check_int("k", k, low=1, high=available)
 
 
 class _Engine:
-    """Distances from arbitrary query rows to a fixed reference set, with exact ties for duplicates.
+    """Distances from query rows to a fixed reference set, with exact ties for duplicated vectors.
 
-    ``groups_ref[j]`` is the duplicate group of reference row ``j`` (equal vectors share a group) and
-    ``rep[j]`` the first reference row of that group; query rows get group ids from the same table, so
-    a query equal to some reference row is at distance exactly 0 from it.
+    The reference rows are de-duplicated: distances are computed to the M distinct rows ``self.cols``
+    and spread back with ``ref_cols`` (the distinct row of each reference point), so copies of one vector
+    get bitwise-identical distances. ``query_cols[i]`` is the column equal to query row ``i`` (-1 if none);
+    that entry is set to exactly 0. Without duplicates the columns are the reference rows themselves.
     """
 
     def __init__(self, reference: torch.Tensor, distance: str, query: torch.Tensor | None = None) -> None:
@@ -132,41 +137,59 @@ class _Engine:
         if distance == "cosine":
             ref = torch.nn.functional.normalize(reference, dim=1, eps=1e-12)
             qry = None if query is None else torch.nn.functional.normalize(query, dim=1, eps=1e-12)
-            self.center = None
         else:
-            self.center = reference.mean(dim=0, keepdim=True)
-            ref = reference - self.center
-            qry = None if query is None else query - self.center
-        self.ref = ref
-        self.ref_sq = (ref * ref).sum(dim=1)
-        n_ref = ref.shape[0]
-        stacked = ref if qry is None else torch.cat([ref, qry], dim=0)
-        _, inverse = torch.unique(stacked, dim=0, return_inverse=True)
-        self.groups_ref = inverse[:n_ref]
-        self.groups_query = self.groups_ref if qry is None else inverse[n_ref:]
+            center = reference.mean(dim=0, keepdim=True)
+            ref = reference - center
+            qry = None if query is None else query - center
+        n_ref, device = ref.shape[0], ref.device
+        uniq, inv = torch.unique(ref, dim=0, return_inverse=True)
+        n_uniq = uniq.shape[0]
+        if qry is None:
+            query_uniq = inv
+        else:
+            # Which distinct reference row (if any) each query equals.
+            joint, joint_inv = torch.unique(torch.cat([uniq, qry]), dim=0, return_inverse=True)
+            lookup = torch.full((joint.shape[0],), -1, dtype=torch.long, device=device)
+            lookup[joint_inv[:n_uniq]] = torch.arange(n_uniq, device=device)
+            query_uniq = lookup[joint_inv[n_uniq:]]
+        self.has_duplicates = n_uniq < n_ref
+        if self.has_duplicates:
+            self.cols, self.ref_cols, self.query_cols = uniq, inv, query_uniq
+        else:
+            first = torch.empty(n_uniq, dtype=torch.long, device=device)
+            first[inv] = torch.arange(n_ref, device=device)
+            found = query_uniq >= 0
+            self.cols, self.ref_cols = ref, None
+            self.query_cols = torch.where(found, first[query_uniq.clamp(min=0)], -1)
+        self.cols_sq = (self.cols * self.cols).sum(dim=1)
         self.query = ref if qry is None else qry
-        n_groups = int(inverse.max()) + 1
-        self.has_duplicates = n_groups < stacked.shape[0]
-        if self.has_duplicates:
-            first = torch.full((n_groups,), n_ref, dtype=torch.long, device=ref.device)
-            first.scatter_reduce_(0, self.groups_ref, torch.arange(n_ref, device=ref.device), reduce="amin")
-            self.rep = first[self.groups_ref]
 
-    def block(self, start: int, stop: int) -> torch.Tensor:
-        """Distances (stop - start, Nr) from query rows ``start:stop`` to every reference row."""
+    def block(self, start: int, stop: int, *, squared: bool = False) -> torch.Tensor:
+        """Distances (stop - start, Nr) from query rows ``start:stop`` to every reference row.
+
+        With ``squared`` the Euclidean distances are left squared (monotone, so the neighbour order is
+        the same, and a full-matrix square root is saved); cosine distances ignore the flag.
+        """
         q = self.query[start:stop]
-        prod = q @ self.ref.T
+        prod = q @ self.cols.T
         if self.distance == "cosine":
-            d = (1.0 - prod).clamp_(0.0, 2.0)
+            d = prod.neg_().add_(1.0).clamp_(0.0, 2.0)
         else:
-            d = prod.mul_(-2.0).add_(self.ref_sq).add_((q * q).sum(dim=1, keepdim=True))
-            # clamp_min(0) keeps -0.0 and a later sqrt could see tiny negatives: map all of them to +0.0.
-            d = torch.where(d > 0, d, torch.zeros((), dtype=d.dtype, device=d.device)).sqrt_()
+            d = prod.mul_(-2.0).add_(self.cols_sq).add_((q * q).sum(dim=1, keepdim=True)).clamp_(min=0.0)
+            if not squared:
+                d.sqrt_()
+        cols = self.query_cols[start:stop]
+        rows = torch.nonzero(cols >= 0).flatten()
+        d[rows, cols[rows]] = 0.0
         if self.has_duplicates:
-            d = d[:, self.rep]
-            same = self.groups_query[start:stop, None] == self.groups_ref[None, :]
-            d.masked_fill_(same, 0.0)
+            d = d[:, self.ref_cols]
         return d
+
+    def finish(self, d: torch.Tensor, squared: bool) -> torch.Tensor:
+        """Map values from :meth:`block` to distances; ``+ 0.0`` turns a clamped ``-0.0`` into ``0.0``."""
+        if squared and self.distance == "euclidean":
+            d = d.sqrt()
+        return d + 0.0
 
 
 def _iter_knn(
@@ -174,27 +197,43 @@ def _iter_knn(
 ) -> Iterator[tuple[int, int, torch.Tensor, torch.Tensor]]:
     engine = _Engine(r, distance, None if (q is r) else q)
     n_query, n_ref = q.shape[0], r.shape[0]
-    arange = torch.arange(n_ref, device=q.device, dtype=torch.int64)
+    # One extra neighbour shows whether the k-th place is tied with the next one.
+    kk = min(k + 1, n_ref)
     for start in range(0, n_query, chunk_size):
         stop = min(start + chunk_size, n_query)
-        d = engine.block(start, stop)
+        d = engine.block(start, stop, squared=True)
         rows = torch.arange(stop - start, device=q.device)
         if self_search:
             d[rows, rows + start] = torch.inf
-        # The k-th smallest value t splits the row into d < t (all kept), d == t (kept by lowest index)
-        # and d > t; one integer top-k over (band, index) then picks the deterministic set.
-        t = torch.topk(d, k, dim=1, largest=False, sorted=True).values[:, -1:]
-        key = (d > t).to(torch.int64)
-        key += d >= t
-        key *= n_ref
-        key += arange
-        if self_search:
-            key[rows, rows + start] = 3 * n_ref
-        sel = torch.topk(key, k, dim=1, largest=False, sorted=True).indices
-        dsel = d.gather(1, sel)
-        # sel is in (band, index) order, so a stable sort by distance yields (distance, index) order.
-        dsel, order = torch.sort(dsel, dim=1, stable=True)
-        yield start, stop, dsel, sel.gather(1, order)
+        vals, sel = torch.topk(d, kk, dim=1, largest=False, sorted=True)
+        sel = sel[:, :k]
+        if kk > k:
+            tied = torch.nonzero(vals[:, k] == vals[:, k - 1]).flatten()
+            if tied.numel() > 0:
+                sel[tied] = _select_tied(d[tied], k, None if not self_search else tied + start)
+        # Ascending index first, then a stable sort by distance: (distance, index) order.
+        sel = torch.sort(sel, dim=1).values
+        dsel, order = torch.sort(d.gather(1, sel), dim=1, stable=True)
+        yield start, stop, engine.finish(dsel, squared=True), sel.gather(1, order)
+
+
+def _select_tied(d: torch.Tensor, k: int, self_cols: torch.Tensor | None) -> torch.Tensor:
+    """Indices of the k smallest entries per row, equal values resolved in favour of the lower index.
+
+    The k-th smallest value t splits a row into d < t (all kept), d == t (kept by lowest index) and
+    d > t; one integer top-k over the key ``band * N + index`` picks exactly that set.
+    """
+    n_ref = d.shape[1]
+    t = torch.topk(d, k, dim=1, largest=False, sorted=True).values[:, -1:]
+    # int32 halves the traffic of this full-row pass; 3 * N must still fit.
+    key_dtype = torch.int32 if 3 * n_ref < 2**31 else torch.int64
+    key = (d > t).to(key_dtype)
+    key += d >= t
+    key *= n_ref
+    key += torch.arange(n_ref, device=d.device, dtype=key_dtype)
+    if self_cols is not None:
+        key[torch.arange(d.shape[0], device=d.device), self_cols] = 3 * n_ref
+    return torch.topk(key, k, dim=1, largest=False, sorted=True).indices
 
 
 def as_embeddings(x: object, name: str = "embeddings", *, min_samples: int = 2) -> torch.Tensor:
@@ -204,8 +243,10 @@ def as_embeddings(x: object, name: str = "embeddings", *, min_samples: int = 2) 
     else:
         try:
             arr = np.asarray(x)
-        except Exception as exc:  # noqa: BLE001 - any conversion failure is a bad argument
-            raise TypeError(f"{name} must be a torch.Tensor or numpy array of shape (N, d), got {type(x).__name__}") from exc
+        except Exception as exc:
+            raise TypeError(
+                f"{name} must be a torch.Tensor or numpy array of shape (N, d), got {type(x).__name__}"
+            ) from exc
         if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
             raise TypeError(f"{name} must be a numeric array of shape (N, d), got dtype {arr.dtype}")
         t = torch.from_numpy(np.ascontiguousarray(arr))

@@ -1,0 +1,232 @@
+"""One simulation, end to end, as a reusable function.
+
+    make_multimode -> LabelNoise -> embedding model -> Sampler(positive, negative) -> loss -> Adam -> metrics
+
+:func:`run_simulation` trains ``seeds`` independent runs of one (loss, positive rule) configuration in one
+batched tensor program and returns their collapse measures. The CLI (``python -m collapse.simulate``), the
+theory checks, the notebooks and the sweeps all call it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+import torch
+
+from collapse._validation import check_choice, check_int, check_real
+from collapse.data import LAYOUTS, NOISE_MODELS, LabelNoise, MultiModeData, make_multimode
+from collapse.losses import LOSSES, make_loss
+from collapse.metrics import collapse_report
+from collapse.optimize import MODELS, OPTIMIZERS, SCHEDULES, TrainResult, make_model, train_embeddings
+from collapse.sampling import NEGATIVE_RULES, POSITIVE_RULES, PKBatchSampler
+
+__all__ = ["COLLAPSE_THRESHOLD", "SimConfig", "SimResult", "make_data", "run_simulation", "verdict", "with_overrides"]
+
+#: A configuration counts as collapsed when the mean distance between the mode centroids of a class, on the
+#: unit sphere (diameter 2), is below this. It is absolute on purpose: under label noise the random-positive
+#: minimiser also pulls the classes to within one margin of each other, so a ratio to the class spacing
+#: understates collapse. Measured at the defaults: collapsed runs sit below 0.05, runs that keep their modes
+#: above 0.3, so the verdict is not sensitive to the exact value.
+COLLAPSE_THRESHOLD = 0.1
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Everything that defines a simulation besides the loss and the sampler."""
+
+    classes: int = 4
+    modes: int | tuple[int, ...] = 3
+    dim: int = 8
+    input_dim: int = 2
+    layout: str = "random"
+    samples_per_mode: int = 20
+    spread: float = 0.5
+    separation: float = 4.0
+    noise: float = 0.1
+    noise_model: str = "symmetric"
+    resample: str = "once"
+    model: str = "tied"
+    steps: int = 500
+    classes_per_batch: int | None = None
+    samples_per_class: int = 12
+    lr: float = 0.05
+    optimizer: str = "adam"
+    schedule: str = "cosine"
+    seed: int = 0
+    seeds: int = 3
+    data_seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_int("classes", self.classes, low=2)
+        modes = (self.modes,) if isinstance(self.modes, int) else tuple(self.modes)
+        for k in modes:
+            check_int("modes", k, low=1)
+        if len(modes) not in (1, self.classes):
+            raise ValueError(f"modes must be one count or one per class ({self.classes}), got {len(modes)}")
+        check_int("dim", self.dim, low=1)
+        check_int("input_dim", self.input_dim, low=1)
+        check_choice("layout", self.layout, LAYOUTS)
+        check_int("samples_per_mode", self.samples_per_mode, low=1)
+        check_real("spread", self.spread, low=0.0)
+        check_real("separation", self.separation, low=0.0, low_inclusive=False)
+        check_real("noise", self.noise, low=0.0, high=1.0, high_inclusive=False)
+        check_choice("noise_model", self.noise_model, NOISE_MODELS)
+        check_choice("resample", self.resample, ("once", "step"))
+        check_choice("model", self.model, MODELS)
+        check_int("steps", self.steps, low=1)
+        if self.classes_per_batch is not None:
+            check_int("classes_per_batch", self.classes_per_batch, low=1, high=self.classes)
+        check_int("samples_per_class", self.samples_per_class, low=2)
+        check_real("lr", self.lr, low=0.0, low_inclusive=False)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_int("seed", self.seed, low=0)
+        check_int("seeds", self.seeds, low=1)
+
+    @property
+    def modes_per_class(self) -> tuple[int, ...]:
+        return (self.modes,) * self.classes if isinstance(self.modes, int) else tuple(self.modes)
+
+    @property
+    def P(self) -> int:
+        return self.classes if self.classes_per_batch is None else self.classes_per_batch
+
+    def label_noise(self) -> LabelNoise:
+        return LabelNoise(kind=self.noise_model, eps=self.noise, resample=self.resample)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["modes"] = list(self.modes_per_class)
+        return d
+
+
+@dataclass
+class SimResult:
+    """Per-seed collapse measures of one configuration, their summary, and the trained embeddings."""
+
+    loss: str
+    positive: str
+    negative: str
+    config: SimConfig
+    per_seed: list[dict[str, float]]
+    summary: dict[str, float]
+    verdict: str
+    train: TrainResult = field(repr=False)
+    data: MultiModeData = field(repr=False)
+
+    def row(self) -> dict:
+        """A flat, JSON-ready row: configuration, mean and std of each measure, and the verdict."""
+        out = {"loss": self.loss, "positive": self.positive, "negative": self.negative, "verdict": self.verdict}
+        out.update({k: v for k, v in self.summary.items()})
+        out["seconds"] = self.train.seconds
+        out["anchors_without_positive"] = self.train.anchors_without_positive
+        return out
+
+
+def make_data(config: SimConfig) -> MultiModeData:
+    """The data set of a configuration (its own seed, so every loss sees the same points)."""
+    return make_multimode(
+        config.classes,
+        config.modes_per_class,
+        config.input_dim,
+        samples_per_mode=config.samples_per_mode,
+        spread=config.spread,
+        separation=config.separation,
+        layout=config.layout if config.input_dim >= 2 or config.layout in ("random", "line") else "random",
+        random_state=config.data_seed,
+    )
+
+
+def verdict(mode_separation: float) -> str:
+    """``"collapsed"`` if the modes of a class sit within :data:`COLLAPSE_THRESHOLD` of each other."""
+    return "collapsed" if mode_separation < COLLAPSE_THRESHOLD else "modes kept"
+
+
+def run_simulation(
+    config: SimConfig,
+    loss: str = "triplet",
+    positive: str = "random",
+    negative: str | None = None,
+    *,
+    data: MultiModeData | None = None,
+    snapshot_steps: tuple[int, ...] = (),
+    progress: bool = False,
+    loss_kwargs: dict | None = None,
+) -> SimResult:
+    """Train ``config.seeds`` runs of ``loss`` with ``Sampler(positive, negative)`` and measure collapse.
+
+    ``negative=None`` keeps the loss's published negative rule: easy positive sampling changes the positive only.
+    """
+    check_choice("loss", loss, LOSSES)
+    check_choice("positive", positive, POSITIVE_RULES)
+    if negative is not None:
+        check_choice("negative", negative, NEGATIVE_RULES)
+    data = make_data(config) if data is None else data
+    G = config.seeds
+    gen = torch.Generator().manual_seed(config.seed)
+    loss_fn = make_loss(
+        loss,
+        positive,
+        negative,
+        num_classes=data.n_classes,
+        num_groups=G,
+        random_state=gen,
+        **(loss_kwargs or {}),
+    )
+    model = make_model(
+        config.model,
+        X=torch.as_tensor(data.X),
+        modes=torch.as_tensor(data.modes),
+        n_modes=data.n_modes,
+        dim=config.dim,
+        n_groups=G,
+        generator=gen,
+    )
+    train = train_embeddings(
+        model,
+        loss_fn,
+        modes=torch.as_tensor(data.modes),
+        mode_class=torch.as_tensor(data.mode_class),
+        n_classes=data.n_classes,
+        n_groups=G,
+        noise=config.label_noise(),
+        batch_sampler=PKBatchSampler(config.P, config.samples_per_class),
+        steps=config.steps,
+        lr=config.lr,
+        optimizer=config.optimizer,
+        schedule=config.schedule,
+        generator=gen,
+        snapshot_steps=snapshot_steps,
+        progress=progress,
+    )
+    margin = getattr(loss_fn, "margin", None)
+    per_seed = [
+        collapse_report(train.embeddings[g].numpy(), data.y, data.modes, margin=margin, random_state=config.seed + g)
+        for g in range(G)
+    ]
+    per_seed = [{k: float(v) for k, v in r.items()} for r in per_seed]
+    summary: dict[str, float] = {}
+    for key in per_seed[0]:
+        vals = np.array([r[key] for r in per_seed], dtype=float)
+        summary[key] = float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan")
+        summary[f"{key}_std"] = float(np.nanstd(vals)) if np.isfinite(vals).any() else float("nan")
+    summary["final_loss"] = float(train.loss_history[-1].mean())
+    summary["seeds_collapsed"] = float(sum(r["mode_separation"] < COLLAPSE_THRESHOLD for r in per_seed))
+    neg = negative if negative is not None else loss_fn.sampler.negative.name
+    return SimResult(
+        loss=loss,
+        positive=positive,
+        negative=neg,
+        config=config,
+        per_seed=per_seed,
+        summary=summary,
+        verdict=verdict(summary["mode_separation"]),
+        train=train,
+        data=data,
+    )
+
+
+def with_overrides(config: SimConfig, **overrides) -> SimConfig:
+    """A copy of ``config`` with some fields replaced (validated again)."""
+    return replace(config, **overrides)
