@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from collapse.sampling import Sampler, Tuples
 
-__all__ = ["EasyPositiveMiner", "as_pml_indices"]
+# EasyPositiveMiner is built on first access by the module __getattr__ below (so PML is imported only then).
+__all__ = ["EasyPositiveMiner", "as_pml_indices"]  # noqa: F822
 
 _PIP = "pip install pytorch-metric-learning"
 
@@ -46,7 +47,8 @@ def _build_miner() -> type:
 
         ``negative`` is any of our negative rules (``all``, ``random``, ``hard``, ``semihard``, ``distance``);
         ``exclude_duplicates`` and ``random_state`` go to :class:`~collapse.sampling.Sampler`; other keyword
-        arguments (``distance=...``) go to PML's ``BaseMiner``. Inverted PML distances (similarities) are negated.
+        arguments (``distance=...``) go to PML's ``BaseMiner``. Inverted PML distances (similarities) are negated,
+        so with them ``exclude_duplicates`` applies to ``-similarity``.
         """
 
         def __init__(self, negative="all", *, exclude_duplicates=None, random_state=0, **kwargs):
@@ -64,7 +66,7 @@ def _build_miner() -> type:
             mat = -mat if self.distance.is_inverted else mat
             return as_pml_indices(self.sampler(mat, labels, dim=embeddings.shape[-1]))
 
-    EasyPositiveMiner.__module__ = __name__
+    EasyPositiveMiner.__module__, EasyPositiveMiner.__qualname__ = __name__, "EasyPositiveMiner"  # picklable
     return EasyPositiveMiner
 
 

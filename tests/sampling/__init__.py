@@ -8,7 +8,9 @@ from hypothesis import strategies as st
 
 
 def same_label_candidates(D, labels, a, exclude=None):
-    return [j for j in range(len(labels)) if j != a and labels[j] == labels[a] and (exclude is None or D[a][j] > exclude)]
+    return [
+        j for j in range(len(labels)) if j != a and labels[j] == labels[a] and (exclude is None or D[a][j] > exclude)
+    ]
 
 
 def naive_positive_pairs(rule, D, labels, exclude=None):
@@ -61,8 +63,9 @@ def naive_tuples(positive, negative, D, labels, exclude=None):
 
 def as_lists(pairs_or_triplets, group=None):
     """Sorted python tuples of a Pairs/Triplets (optionally only those of one group, without the group column)."""
-    cols = [pairs_or_triplets.g] + [getattr(pairs_or_triplets, k) for k in ("a", "b", "p", "n")
-                                    if hasattr(pairs_or_triplets, k)]
+    cols = [pairs_or_triplets.g] + [
+        getattr(pairs_or_triplets, k) for k in ("a", "b", "p", "n") if hasattr(pairs_or_triplets, k)
+    ]
     rows = list(zip(*[c.tolist() for c in cols]))
     if group is not None:
         rows = [r[1:] for r in rows if r[0] == group]

@@ -1,0 +1,251 @@
+"""``python -m collapse.simulate``: see class collapse happen, for each loss and each positive rule.
+
+Trains every (loss, positive rule) pair on the same multi-mode data with the same label noise and negative
+rule, prints one row per pair with its collapse measures and a verdict, and writes JSON, CSV and a PNG of the
+embeddings (colour = class, marker = mode) under ``--out``.
+
+Example::
+
+    python -m collapse.simulate --noise 0.1
+    python -m collapse.simulate --noise 0 --loss triplet,contrastive --positive random,easy,hard
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from collapse._validation import check_choice, check_int, check_real
+from collapse.data import LAYOUTS, NOISE_MODELS
+from collapse.experiment import COLLAPSE_THRESHOLD, SimConfig, make_data, run_simulation
+from collapse.io import write_csv, write_json
+from collapse.losses import LOSSES
+from collapse.optimize import MODELS
+from collapse.sampling import NEGATIVE_RULES, POSITIVE_RULES
+
+DEFAULT_LOSSES = "triplet,contrastive,margin,multisimilarity,nca"
+TABLE_COLUMNS = (
+    ("loss", "loss", "{:<15}"),
+    ("positive", "pos", "{:<7}"),
+    ("mode_separation", "mode sep", "{:>8.3f}"),
+    ("mode_separation_ratio", "sep/class", "{:>9.3f}"),
+    ("intra_inter_ratio", "intra/inter", "{:>11.3f}"),
+    ("cdnv", "CDNV", "{:>8.3g}"),
+    ("modes_recovered", "modes", "{:>5.2f}"),
+    ("seeds_collapsed", "coll.", "{:>5.0f}"),
+    ("verdict", "verdict", "{:<10}"),
+)
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage dump: the message names the flag
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _split(flag: str, value: str, allowed) -> list[str]:
+    items = list(allowed) if value == "all" else [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise ValueError(f"{flag} must name at least one of {', '.join(allowed)} (comma-separated) or 'all'")
+    for v in items:
+        check_choice(flag, v, allowed)
+    return items
+
+
+def _batch(value: str) -> tuple[int | None, int]:
+    """``M`` or ``PxM``."""
+    try:
+        if "x" in value:
+            p, m = value.lower().split("x")
+            return int(p), int(m)
+        return None, int(value)
+    except ValueError:
+        raise ValueError(f"--batch must be M or PxM with integers (e.g. 12 or 4x12), got {value!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _OneLineParser(
+        prog="python -m collapse.simulate",
+        description="Train each loss with each positive rule on multi-mode classes under label noise and report "
+        "whether the classes collapsed (all modes of a class on one point) or kept their modes.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--noise", type=float, default=0.1, help="label-noise level eps, in [0, 1)")
+    p.add_argument("--noise-model", default="symmetric", help=f"one of {', '.join(NOISE_MODELS)}")
+    p.add_argument("--resample", default="once", help="'once': a noisy data set; 'step': labels redrawn every step")
+    p.add_argument("--loss", default=DEFAULT_LOSSES, help=f"comma-separated, or 'all': {', '.join(LOSSES)}")
+    p.add_argument("--positive", default="random,easy", help=f"comma-separated, or 'all': {', '.join(POSITIVE_RULES)}")
+    p.add_argument(
+        "--negative", default="hard",
+        help=f"one of {', '.join(NEGATIVE_RULES)}, or 'default' for each loss's published rule; "
+        "the same negative rule is used with every positive rule",
+    )
+    p.add_argument("--classes", type=int, default=4, help="number of classes C (>= 2)")
+    p.add_argument("--modes", default="3", help="modes per class K (>= 1), one number or one per class (e.g. 2,3,4,2)")
+    p.add_argument("--dim", type=int, default=8, help="embedding dimension d (embeddings live on the unit sphere)")
+    p.add_argument("--input-dim", type=int, default=2, help="input dimension of the Gaussian modes (for --model mlp)")
+    p.add_argument("--layout", default="random", help=f"layout of the mode centres: {', '.join(LAYOUTS)}")
+    p.add_argument("--samples-per-mode", type=int, default=20, help="samples drawn from each mode")
+    p.add_argument("--model", default="tied", help="tied (one vector per mode), sample (one per sample) or mlp")
+    p.add_argument("--steps", type=int, default=500, help="training steps")
+    p.add_argument("--batch", default="12", help="samples per class M, or PxM (P classes per batch; default P = C)")
+    p.add_argument("--lr", type=float, default=0.05, help="Adam learning rate (cosine-decayed to 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first run")
+    p.add_argument("--seeds", type=int, default=3, help="independent runs per configuration, trained as one batch")
+    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="parallel processes")
+    p.add_argument("--out", default="results/simulate", help="output folder for JSON, CSV and PNG")
+    p.add_argument("--no-plot", action="store_true", help="skip the PNG")
+    p.add_argument("--quiet", action="store_true", help="print only the table")
+    return p
+
+
+def parse_config(args: argparse.Namespace) -> tuple[SimConfig, list[str], list[str], str | None]:
+    """Validate every flag; raise ``ValueError`` with one line naming the flag and what it allows."""
+    check_real("--noise", args.noise, low=0.0, high=1.0, high_inclusive=False)
+    check_choice("--noise-model", args.noise_model, NOISE_MODELS)
+    check_choice("--resample", args.resample, ("once", "step"))
+    losses = _split("--loss", args.loss, LOSSES)
+    positives = _split("--positive", args.positive, POSITIVE_RULES)
+    negative = None if args.negative == "default" else check_choice("--negative", args.negative, NEGATIVE_RULES)
+    classes = check_int("--classes", args.classes, low=2)
+    try:
+        modes = tuple(int(k) for k in args.modes.split(","))
+    except ValueError:
+        raise ValueError(f"--modes must be integers >= 1 (one, or one per class), got {args.modes!r}") from None
+    for k in modes:
+        check_int("--modes", k, low=1)
+    if len(modes) not in (1, classes):
+        raise ValueError(f"--modes must give one count or {classes} counts (one per class), got {len(modes)}")
+    check_int("--dim", args.dim, low=1)
+    check_int("--input-dim", args.input_dim, low=1)
+    check_choice("--layout", args.layout, LAYOUTS)
+    check_int("--samples-per-mode", args.samples_per_mode, low=1)
+    check_choice("--model", args.model, MODELS)
+    check_int("--steps", args.steps, low=1)
+    P, M = _batch(args.batch)
+    check_int("--batch (samples per class M)", M, low=2)
+    if P is not None:
+        check_int("--batch (classes per batch P)", P, low=2, high=classes)
+    check_real("--lr", args.lr, low=0.0, low_inclusive=False)
+    check_int("--seed", args.seed, low=0)
+    check_int("--seeds", args.seeds, low=1)
+    check_int("--workers", args.workers, low=1)
+    config = SimConfig(
+        classes=classes, modes=modes[0] if len(modes) == 1 else modes, dim=args.dim, input_dim=args.input_dim,
+        layout=args.layout, samples_per_mode=args.samples_per_mode, noise=args.noise, noise_model=args.noise_model,
+        resample=args.resample, model=args.model, steps=args.steps, classes_per_batch=P, samples_per_class=M,
+        lr=args.lr, seed=args.seed, seeds=args.seeds,
+    )
+    return config, losses, positives, negative
+
+
+def _run_one(job: tuple[SimConfig, str, str, str | None]) -> dict:
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    # One process per core: nested BLAS/OpenMP threads would only oversubscribe the cores.
+    torch.set_num_threads(1)
+    config, loss, positive, negative = job
+    with threadpool_limits(1):
+        res = run_simulation(config, loss, positive, negative)
+    return {
+        "row": res.row(),
+        "per_seed": res.per_seed,
+        "embeddings": res.train.embeddings[0].numpy(),
+        "loss_steps": res.train.loss_steps,
+        "loss_history": res.train.loss_history.numpy().tolist(),
+    }
+
+
+def format_table(rows: list[dict]) -> str:
+    head = " ".join(_pad(h, fmt) for _, h, fmt in TABLE_COLUMNS)
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        cells = []
+        for key, _, fmt in TABLE_COLUMNS:
+            v = r.get(key, float("nan"))
+            cells.append(fmt.format(v) if not (isinstance(v, float) and np.isnan(v)) else _pad("nan", fmt))
+        lines.append(" ".join(cells))
+    return "\n".join(lines)
+
+
+def _pad(text: str, fmt: str) -> str:
+    width = int(re.search(r"[<>](\d+)", fmt).group(1))
+    return text.ljust(width) if "<" in fmt else text.rjust(width)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config, losses, positives, negative = parse_config(args)
+    except (ValueError, TypeError) as exc:
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+    start = time.perf_counter()
+    jobs = [(config, loss, pos, negative) for loss in losses for pos in positives]
+    if not args.quiet:
+        print(
+            f"{len(jobs)} configurations x {config.seeds} seeds: C={config.classes} classes, modes={config.modes}, "
+            f"d={config.dim}, noise={config.noise} ({config.noise_model}), model={config.model}, "
+            f"negatives={negative or 'per-loss default'}, {config.steps} steps, batch {config.P}x{config.samples_per_class}",
+            flush=True,
+        )
+    workers = min(args.workers, len(jobs))
+    if workers > 1:
+        with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
+            results = list(pool.map(_run_one, jobs))
+    else:
+        results = [_run_one(j) for j in jobs]
+    rows = [r["row"] for r in results]
+    print(format_table(rows))
+    print(
+        f"verdict: 'collapsed' when the mean distance between the mode centroids of a class is < {COLLAPSE_THRESHOLD} "
+        f"(unit sphere); coll. = seeds collapsed out of {config.seeds}; modes = distinct modes found per class"
+    )
+    sys.stdout.flush()
+
+    out = Path(args.out)
+    stem = f"noise{config.noise:g}_{config.noise_model}_{config.model}_seed{config.seed}"
+    payload = {
+        "command": "python -m collapse.simulate " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "config": config.to_dict(),
+        "negative": negative or "default",
+        "collapse_threshold": COLLAPSE_THRESHOLD,
+        "results": [
+            {**r["row"], "per_seed": r["per_seed"], "loss_steps": r["loss_steps"], "loss_history": r["loss_history"]}
+            for r in results
+        ],
+    }
+    written = [write_json(out / f"{stem}.json", payload), write_csv(out / f"{stem}.csv", rows)]
+    if not args.no_plot:
+        from collapse.plotting import embedding_panels
+
+        data = make_data(config)
+        panels = [
+            (f"{r['row']['loss']} / {r['row']['positive']} positive: {r['row']['verdict']}", r["embeddings"])
+            for r in results
+        ]
+        written.append(
+            Path(
+                embedding_panels(
+                    panels, data.y, data.modes, data.mode_class, str(out / f"{stem}.png"),
+                    ncols=len(positives) if len(positives) > 1 else 2,
+                    suptitle=f"Embeddings after training (seed {config.seed}, PCA of d={config.dim}), "
+                    f"label noise {config.noise:g}",
+                )
+            )
+        )
+    if not args.quiet:
+        print(f"wrote {', '.join(str(p) for p in written)} in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
