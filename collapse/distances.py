@@ -9,8 +9,11 @@ serves a single batch ``(B, d)`` or a stack of independent runs ``(G, B, d)``. S
 * ``cosine``      : :math:`D_{ij} = 1 - \hat x_i^\top \hat x_j`, so that the cosine similarity is ``1 - D``.
 
 Squared distances use :math:`\lVert x\rVert^2 + \lVert y\rVert^2 - 2x^\top y`, clamped at 0; that is one matrix
-product, so memory is O(B^2) and never O(B^2 d). The square root has a zero (not infinite) gradient at 0, which
-matters: tied embeddings (two samples of one mode) sit at distance exactly 0.
+product, so memory is O(B^2) and never O(B^2 d). Its price is rounding: two bitwise-identical embeddings come out
+at a residue of up to about 1e-8 (float64) or 5e-4 (float32) instead of 0, so tolerances such as the sampler's
+``exclude_duplicates`` should sit above it. The square root has a zero (not infinite) gradient at 0 and the
+gradient of an identical pair is exactly 0 (it is proportional to ``x - y``), which matters: tied embeddings
+(two samples of one mode) must exert no force on each other.
 """
 
 from __future__ import annotations

