@@ -136,9 +136,7 @@ def test_margin_learned_beta_equals_pml(make_batch, num_classes, sampler, seed):
     x1, x2 = emb.clone().requires_grad_(), emb.clone().requires_grad_()
     out = ours(x1, labels)
     ref = theirs(x2, labels, miner(x2, labels)) if miner is not None else theirs(x2, labels)
-    # A single learned beta's regulariser nu * beta is rounded in float32 (see the xfail below); all else is float64.
-    rtol = RTOL if num_classes is not None else 1e-7
-    torch.testing.assert_close(out.loss, ref, rtol=rtol, atol=ATOL)
+    torch.testing.assert_close(out.loss, ref, rtol=RTOL, atol=ATOL)
     out.loss.backward()
     ref.backward()
     torch.testing.assert_close(x1.grad, x2.grad, rtol=RTOL, atol=ATOL)
