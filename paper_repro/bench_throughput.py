@@ -1,0 +1,214 @@
+"""``python -m paper_repro.bench_throughput``: training throughput and peak memory of an embedding network.
+
+One training step is what the real-image runs do per batch: forward through ``make_model(...)``, a metric loss
+from ``collapse.losses`` (the triplet loss by default) on a P x K batch (P classes, K images each), backward,
+and an Adam step. Input is synthetic (a fixed Gaussian batch on the device), so the number measures the model
+and the loss, not data loading. ``--warmup`` steps run first and are not timed; CUDA is synchronised around the
+timed steps.
+
+Peak memory is ``torch.cuda.max_memory_allocated`` over warm-up and timed steps on a GPU, and the process's peak
+resident set size (``ru_maxrss``, imports included) on the CPU.
+
+Example::
+
+    python -m paper_repro.bench_throughput --model resnet50 --size 224 --batch 64 --steps 20 \\
+        --amp bf16 --channels-last --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as _dt
+import platform
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from collapse._validation import check_choice, check_int
+from collapse.io import write_json
+from collapse.losses import LOSSES, make_loss
+from collapse.sampling import POSITIVE_RULES
+from paper_repro.models import BACKBONES, make_model
+
+AMP_CHOICES = ("none", "bf16")
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage dump: the message names the flag
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _OneLineParser(
+        prog="python -m paper_repro.bench_throughput",
+        description="Measure training throughput (images/s for forward + loss + backward + Adam step on synthetic "
+        "input) and peak memory of an embedding network; print one line and write a JSON file.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--model", default="resnet50", help=f"backbone: {', '.join(BACKBONES)}")
+    p.add_argument("--size", type=int, default=224, help="image height = width, in pixels")
+    p.add_argument("--batch", type=int, default=64, help="images per step (a multiple of --per-class)")
+    p.add_argument("--per-class", type=int, default=4, help="images per class in a batch (K of P x K)")
+    p.add_argument("--steps", type=int, default=20, help="timed training steps")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps first (allocator, cuDNN autotuning)")
+    p.add_argument("--amp", default="none", help=f"autocast dtype for forward: {', '.join(AMP_CHOICES)}")
+    p.add_argument("--channels-last", action="store_true", help="model and input in torch.channels_last layout")
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available, else cpu)")
+    p.add_argument("--in-channels", type=int, default=None, help="image channels (default: 1 for small_cnn, else 3)")
+    p.add_argument("--small-input", action="store_true", help="ResNet 3x3 stem without max pool (28-64 px)")
+    p.add_argument("--dim", type=int, default=128, help="embedding dimension")
+    p.add_argument("--loss", default="triplet", help=f"loss: {', '.join(LOSSES)}")
+    p.add_argument("--positive", default=None, help=f"positive rule ({', '.join(POSITIVE_RULES)}; default: the loss's)")
+    p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate")
+    p.add_argument("--seed", type=int, default=0, help="seed for the weights and the synthetic batch")
+    p.add_argument("--out", default="results/throughput", help="folder for the JSON result")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _validate(args: argparse.Namespace) -> torch.device:
+    check_choice("--model", args.model, BACKBONES)
+    check_choice("--amp", args.amp, AMP_CHOICES)
+    check_choice("--loss", args.loss, LOSSES)
+    if args.positive is not None:
+        check_choice("--positive", args.positive, POSITIVE_RULES)
+    check_int("--size", args.size, low=1)
+    check_int("--steps", args.steps, low=1)
+    check_int("--warmup", args.warmup, low=0)
+    check_int("--dim", args.dim, low=1)
+    k = check_int("--per-class", args.per_class, low=2)
+    b = check_int("--batch", args.batch, low=2 * k)
+    if b % k:
+        raise ValueError(f"--batch must be a multiple of --per-class ({k}) with at least 2 classes, got {b}")
+    if args.in_channels is not None:
+        check_int("--in-channels", args.in_channels, low=1)
+    if not args.lr > 0:
+        raise ValueError(f"--lr must be positive, got {args.lr}")
+    name = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--device must be cpu, cuda or cuda:N, got {name!r}") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device must be cpu, cuda or cuda:N, got {name!r}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda asked for, but torch sees no CUDA device here")
+    return device
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def run(args: argparse.Namespace, device: torch.device) -> dict:
+    """Build the model and loss, run the steps and return the measurements (see the module docstring)."""
+    in_channels = args.in_channels or (1 if args.model == "small_cnn" else 3)
+    per_class = args.per_class
+    classes = args.batch // per_class
+    torch.manual_seed(args.seed)
+    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
+    model = make_model(args.model, in_channels=in_channels, dim=args.dim, small_input=args.small_input or None)
+    model = model.to(device=device, memory_format=fmt).train()
+    loss_fn = make_loss(args.loss, args.positive, num_classes=classes, random_state=args.seed).to(device)
+    params = list(model.parameters()) + list(loss_fn.parameters())
+    optimizer = torch.optim.Adam(params, lr=args.lr)
+
+    gen = torch.Generator(device="cpu").manual_seed(args.seed)
+    x = torch.randn(args.batch, in_channels, args.size, args.size, generator=gen)
+    x = x.to(device=device).contiguous(memory_format=fmt)
+    y = torch.arange(classes, device=device).repeat_interleave(per_class)
+    amp_dtype = torch.bfloat16 if args.amp == "bf16" else None
+
+    def step() -> torch.Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        amp = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
+        with amp:
+            emb = model(x)
+        # The loss runs outside autocast: its distances stay in float32 (EmbeddingNet returns float32).
+        loss = loss_fn(emb, y).loss
+        loss.backward()
+        optimizer.step()
+        return loss.detach()
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    for _ in range(args.warmup):
+        step()
+    _sync(device)
+    times, last = [], None
+    for _ in tqdm(range(args.steps), desc=f"{args.model} {args.size}px", disable=args.quiet, leave=False):
+        t0 = time.perf_counter()
+        last = step()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    total = sum(times)
+    if device.type == "cuda":
+        peak_mib, peak_kind = torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_memory_allocated"
+        device_name = torch.cuda.get_device_name(device)
+    else:
+        # ru_maxrss is in KiB on Linux (bytes on macOS).
+        scale = 1.0 if sys.platform != "darwin" else 1 / 1024
+        peak_mib, peak_kind = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 1024, "process_max_rss"
+        device_name = platform.processor() or platform.machine()
+    return {
+        "model": args.model,
+        "size": args.size,
+        "batch": args.batch,
+        "per_class": per_class,
+        "in_channels": in_channels,
+        "small_input": bool(args.small_input),
+        "dim": args.dim,
+        "loss": args.loss,
+        "positive": args.positive or "default",
+        "amp": args.amp,
+        "channels_last": bool(args.channels_last),
+        "device": str(device),
+        "device_name": device_name,
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "images_per_s": args.batch * args.steps / total,
+        "step_ms_mean": 1e3 * total / args.steps,
+        "step_ms_median": 1e3 * statistics.median(times),
+        "peak_memory_mib": peak_mib,
+        "peak_memory_kind": peak_kind,
+        "final_loss": float(last),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "seed": args.seed,
+        "time": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        device = _validate(args)
+    except (ValueError, TypeError) as exc:
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+    result = run(args, device)
+    result["command"] = "python -m paper_repro.bench_throughput " + " ".join(argv if argv is not None else sys.argv[1:])
+    stem = (
+        f"{args.model}_{args.size}px_b{args.batch}_{args.amp}"
+        f"{'_cl' if args.channels_last else ''}{'_small' if args.small_input else ''}_{device.type}"
+    )
+    path = write_json(Path(args.out) / f"{stem}.json", result)
+    print(
+        f"{args.model} {args.size}px batch {args.batch} amp={args.amp} channels_last={args.channels_last} "
+        f"on {result['device_name']} ({result['threads']} threads): {result['images_per_s']:.1f} img/s "
+        f"({result['step_ms_median']:.1f} ms/step median), peak memory {result['peak_memory_mib']:.0f} MiB "
+        f"({result['peak_memory_kind']}); wrote {path}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
