@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["write_csv", "write_json"]
+__all__ = ["write_csv", "write_json", "write_text"]
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -22,6 +22,12 @@ def _atomic_write(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    path = Path(path)
+    _atomic_write(path, text)
+    return path
 
 
 def write_json(path: str | Path, obj: object) -> Path:

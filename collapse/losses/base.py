@@ -72,8 +72,14 @@ class MetricLoss(nn.Module):
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor, sampler: Sampler | None = None) -> LossOutput:
         emb, labels = as_groups(embeddings, labels)
-        dist = self.distance(emb)
-        tuples = (sampler or self.sampler)(dist, labels, dim=emb.shape[-1])
+        return self.from_distances(self.distance(emb), labels, dim=emb.shape[-1], sampler=sampler)
+
+    def from_distances(
+        self, dist: torch.Tensor, labels: torch.Tensor, *, dim: int, sampler: Sampler | None = None
+    ) -> LossOutput:
+        """The loss of a ``(G, B, B)`` distance matrix with ``(G, B)`` labels (``dim`` is the embedding dimension,
+        which distance-weighted sampling needs). The theory module feeds exact mode distances through here."""
+        tuples = (sampler or self.sampler)(dist, labels, dim=dim)
         terms = self.compute_terms(dist, tuples, labels)
         # The zero multiple keeps the graph connected when no tuple was selected, so backward() still works.
         per_group = self.reducer(terms, tuples.n_groups, dist) + 0.0 * dist.sum()

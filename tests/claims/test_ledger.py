@@ -1,0 +1,134 @@
+"""The ledger's verdict logic on constructed evidence (the real evidence is produced by python -m collapse.claims)."""
+
+import copy
+
+import pytest
+
+from collapse.claims.__main__ import main
+from collapse.claims.ledger import CLAIMS, build_ledger, markdown
+
+
+def _sim(loss, positive, noise, sep, negative="hard"):
+    return {
+        "loss": loss,
+        "positive": positive,
+        "negative": negative,
+        "noise": noise,
+        "model": "tied",
+        "verdict": "collapsed" if sep < 0.1 else "modes kept",
+        "mode_separation": sep,
+        "seeds_collapsed": 0.0,
+        "fine_precision_at_1": 0.5,
+        "fine_chance": 0.33,
+        "submode_nmi": 0.5,
+        "intra_inter_ratio": 0.1,
+    }
+
+
+def _check(name, holds=True, evidence=None):
+    return {
+        "name": name,
+        "statement": f"{name} statement",
+        "holds": holds,
+        "evidence": evidence or {},
+        "conditions": "c",
+    }
+
+
+EVIDENCE = {
+    "T0": _check(
+        "T0",
+        evidence={
+            "zero_loss_values": {"a": 0.0},
+            "mode_separation_of_construction": {"triplet": 0.9, "margin": 0.7},
+            "contrastive": {"eps=0.0": {"fraction_collapsed": 1.0}},
+        },
+    ),
+    "T1": _check("T1", evidence={"max_abs_error_closed_form_vs_autograd": 1e-16}),
+    "T2": _check(
+        "T2",
+        evidence={
+            "fraction_collapsed_d>=8": 1.0,
+            "configs_in_regime": 4,
+            "fraction_collapsed_d<=4": 0.8,
+            "fraction_collapsed_overall": 0.9,
+        },
+    ),
+    "T3": _check("T3", evidence={"max_sibling_gradient": 0.0}),
+    "T4": _check("T4", evidence={"critical_M": 12, "critical_M_by_K": {2: 8}, "spearman_pull_vs_separation": -0.8}),
+    "T5": _check(
+        "T5",
+        evidence={"rows": [{"loss": "margin-learned", "positive": "random", "eps": 0.1, "fraction_collapsed": 0.75}]},
+    ),
+    "sim_noise": {
+        "rows": [
+            _sim("triplet", "random", 0.1, 0.02),
+            _sim("triplet", "easy", 0.1, 0.9),
+            _sim("contrastive", "random", 0.1, 0.03),
+            _sim("contrastive", "easy", 0.1, 1.3),
+            _sim("triplet", "random", 0.0, 0.6),
+            _sim("contrastive", "random", 0.0, 0.0),
+        ]
+    },
+    "sim_samplers": {"rows": [_sim("triplet", "easy", 0.1, 0.8, "semihard")]},
+    "sim_retrieval": {
+        "rows": [
+            {**_sim("triplet", "random", 0.1, 0.02), "fine_precision_at_1": 0.4},
+            {**_sim("triplet", "easy", 0.1, 0.9), "fine_precision_at_1": 0.9},
+        ]
+    },
+}
+
+
+def verdicts(ev, real=None):
+    return {e.id: e.verdict for e in build_ledger(ev, real)}
+
+
+def test_every_claim_gets_a_verdict_with_evidence():
+    entries = build_ledger(EVIDENCE, None)
+    assert [e.id for e in entries] == [c.id for c in CLAIMS]
+    assert all(e.evidence for e in entries)
+    v = verdicts(EVIDENCE)
+    assert v["C1"] == "holds" and v["C2"] == "holds" and v["C10"] == "holds"
+    assert v["C7"] == "not yet measured" and v["C8"] == "not yet measured"
+    assert "| C1 |" in markdown(entries, {"T0": EVIDENCE["T0"]}, "# t")
+
+
+def test_verdicts_follow_the_evidence():
+    ev = copy.deepcopy(EVIDENCE)
+    ev["T2"]["holds"] = False
+    assert verdicts(ev)["C2"] == "fails"
+    ev = copy.deepcopy(EVIDENCE)
+    ev["sim_noise"]["rows"][4] = _sim("triplet", "random", 0.0, 0.01)
+    assert verdicts(ev)["C1"] == "fails"
+    ev = copy.deepcopy(EVIDENCE)
+    ev["sim_retrieval"]["rows"][0]["fine_precision_at_1"] = 0.95
+    assert verdicts(ev)["C3"] == "fails"
+
+
+def _real(random_fine, easy_fine):
+    row = {
+        "study": "collapse",
+        "dataset": "fashion-mnist-super",
+        "loss": "triplet",
+        "fine_recall_at_1_within_coarse_std": 0.01,
+    }
+    return {
+        "source": "x",
+        "summary": [
+            {**row, "positive": "random", "fine_recall_at_1_within_coarse_mean": random_fine},
+            {**row, "positive": "easy", "fine_recall_at_1_within_coarse_mean": easy_fine},
+        ],
+    }
+
+
+def test_real_image_claims_use_paper_repro_results():
+    assert verdicts(EVIDENCE, _real(0.6, 0.8))["C7"] == "holds"
+    assert verdicts(EVIDENCE, _real(0.8, 0.6))["C7"] == "fails"
+
+
+def test_cli_rejects_bad_workers(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--workers", "0"])
+    assert exc.value.code == 2
+    assert "--workers must be >= 1" in capsys.readouterr().err
