@@ -16,12 +16,22 @@ import torch
 
 from collapse._validation import check_choice, check_int, check_real
 from collapse.data import LAYOUTS, NOISE_MODELS, LabelNoise, MultiModeData, make_multimode
-from collapse.losses import LOSSES, make_loss
+from collapse.losses import LOSSES, MetricLoss, make_loss
 from collapse.metrics import collapse_report
 from collapse.optimize import MODELS, OPTIMIZERS, SCHEDULES, TrainResult, make_model, train_embeddings
 from collapse.sampling import NEGATIVE_RULES, POSITIVE_RULES, PKBatchSampler
 
-__all__ = ["COLLAPSE_THRESHOLD", "SimConfig", "SimResult", "make_data", "run_simulation", "verdict", "with_overrides"]
+__all__ = [
+    "COLLAPSE_THRESHOLD",
+    "SimConfig",
+    "SimResult",
+    "make_data",
+    "run_simulation",
+    "seed_summary",
+    "train_configuration",
+    "verdict",
+    "with_overrides",
+]
 
 #: A configuration counts as collapsed when the mean distance between the mode centroids of a class, on the
 #: unit sphere (diameter 2), is below this. It is absolute on purpose: under label noise the random-positive
@@ -143,27 +153,46 @@ def verdict(mode_separation: float) -> str:
     return "collapsed" if mode_separation < COLLAPSE_THRESHOLD else "modes kept"
 
 
-def run_simulation(
+def seed_summary(per_seed: list[dict[str, float]]) -> dict[str, float]:
+    """Mean and standard deviation over seeds of every measure (``key`` and ``key_std``), ignoring NaN."""
+    summary: dict[str, float] = {}
+    for key in per_seed[0]:
+        vals = np.array([r[key] for r in per_seed], dtype=float)
+        summary[key] = float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan")
+        summary[f"{key}_std"] = float(np.nanstd(vals)) if np.isfinite(vals).any() else float("nan")
+    return summary
+
+
+def train_configuration(
     config: SimConfig,
     loss: str = "triplet",
     positive: str = "random",
     negative: str | None = None,
     *,
     data: MultiModeData | None = None,
+    noise: LabelNoise | None = None,
+    n_groups: int | None = None,
     snapshot_steps: tuple[int, ...] = (),
     progress: bool = False,
     loss_kwargs: dict | None = None,
-) -> SimResult:
-    """Train ``config.seeds`` runs of ``loss`` with ``Sampler(positive, negative)`` and measure collapse.
+) -> tuple[TrainResult, MetricLoss, MultiModeData]:
+    """Train ``n_groups`` runs of one configuration in one batched program; the training half of
+    :func:`run_simulation`, without the measures.
 
-    ``negative=None`` keeps the loss's published negative rule: easy positive sampling changes the positive only.
+    ``noise`` defaults to ``config.label_noise()`` and ``n_groups`` to ``config.seeds``. Passing a
+    :class:`LabelNoise` with one rate per group trains several noise levels at once (see
+    :mod:`collapse.phase`): all randomness comes from one generator seeded with ``config.seed``, and every draw
+    has a shape that does not depend on the labels (for the positive and negative rules whose number of tuples
+    is fixed, such as random/easy positives with hard negatives on P x M batches), so group g of a run with
+    rates ``(eps_0, ..., eps_{G-1})`` is bitwise the group g of a run where every group has rate ``eps_g`` > 0.
     """
     check_choice("loss", loss, LOSSES)
     check_choice("positive", positive, POSITIVE_RULES)
     if negative is not None:
         check_choice("negative", negative, NEGATIVE_RULES)
     data = make_data(config) if data is None else data
-    G = config.seeds
+    noise = config.label_noise() if noise is None else noise
+    G = config.seeds if n_groups is None else check_int("n_groups", n_groups, low=1)
     gen = torch.Generator().manual_seed(config.seed)
     loss_fn = make_loss(
         loss,
@@ -190,7 +219,7 @@ def run_simulation(
         mode_class=torch.as_tensor(data.mode_class),
         n_classes=data.n_classes,
         n_groups=G,
-        noise=config.label_noise(),
+        noise=noise,
         batch_sampler=PKBatchSampler(config.P, config.samples_per_class),
         steps=config.steps,
         lr=config.lr,
@@ -200,17 +229,42 @@ def run_simulation(
         snapshot_steps=snapshot_steps,
         progress=progress,
     )
+    return train, loss_fn, data
+
+
+def run_simulation(
+    config: SimConfig,
+    loss: str = "triplet",
+    positive: str = "random",
+    negative: str | None = None,
+    *,
+    data: MultiModeData | None = None,
+    snapshot_steps: tuple[int, ...] = (),
+    progress: bool = False,
+    loss_kwargs: dict | None = None,
+) -> SimResult:
+    """Train ``config.seeds`` runs of ``loss`` with ``Sampler(positive, negative)`` and measure collapse.
+
+    ``negative=None`` keeps the loss's published negative rule: easy positive sampling changes the positive only.
+    """
+    train, loss_fn, data = train_configuration(
+        config,
+        loss,
+        positive,
+        negative,
+        data=data,
+        snapshot_steps=snapshot_steps,
+        progress=progress,
+        loss_kwargs=loss_kwargs,
+    )
+    G = config.seeds
     margin = getattr(loss_fn, "margin", None)
     per_seed = [
         collapse_report(train.embeddings[g].numpy(), data.y, data.modes, margin=margin, random_state=config.seed + g)
         for g in range(G)
     ]
     per_seed = [{k: float(v) for k, v in r.items()} for r in per_seed]
-    summary: dict[str, float] = {}
-    for key in per_seed[0]:
-        vals = np.array([r[key] for r in per_seed], dtype=float)
-        summary[key] = float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan")
-        summary[f"{key}_std"] = float(np.nanstd(vals)) if np.isfinite(vals).any() else float("nan")
+    summary = seed_summary(per_seed)
     summary["final_loss"] = float(train.loss_history[-1].mean())
     summary["seeds_collapsed"] = float(sum(r["mode_separation"] < COLLAPSE_THRESHOLD for r in per_seed))
     neg = negative if negative is not None else loss_fn.sampler.negative.name

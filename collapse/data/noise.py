@@ -16,6 +16,11 @@ is :math:`c(m)`. With noise rate :math:`\varepsilon \in [0, 1)`:
 
 :math:`\varepsilon = 0` gives :math:`T_{m y} = [y = c(m)]` for every kind. The functions are torch-based
 so that labels can be redrawn at every training step for a whole stack of batches at once.
+
+Per-group noise: G independent runs trained in one program (see :mod:`collapse.optimize.train`) may each have
+their own rate, :math:`\varepsilon_g`. Then :math:`T` is a stack :math:`(G, N, C)` and run g draws from
+:math:`T_g`. The uniforms are drawn for the whole ``(G, ...)`` stack at once whatever the rates, so the
+labels of run g depend only on :math:`\varepsilon_g` and the generator's state, never on the other runs' rates.
 """
 
 from __future__ import annotations
@@ -110,8 +115,10 @@ def draw_labels(modes: torch.Tensor, T: torch.Tensor, generator: None | int | to
     ----------
     modes : torch.Tensor of any shape, integer
         Global mode indices in :math:`[0, N)`, e.g. a (G, B) stack of batches.
-    T : torch.Tensor of shape (N, C), floating
-        Transition matrix (e.g. from :func:`transition_matrix`); moved to ``modes.device`` if needed.
+    T : torch.Tensor of shape (N, C) or (G, N, C), floating
+        Transition matrix (e.g. from :func:`transition_matrix`); moved to ``modes.device`` if needed. A stack
+        (G, N, C) gives each run its own matrix: ``modes`` must then have shape (G, ...) and entry
+        ``modes[g, ...]`` is drawn from ``T[g]``. The uniforms are the same as with one (N, C) matrix.
     generator : torch.Generator, int or None
         Source of :math:`u`, on ``modes.device``; the draw is a function of its state. An int seeds a new
         generator (the same draw every call), None a freshly seeded one.
@@ -127,18 +134,29 @@ def draw_labels(modes: torch.Tensor, T: torch.Tensor, generator: None | int | to
     """
     if not isinstance(T, torch.Tensor) or not T.dtype.is_floating_point:
         raise TypeError(f"T must be a floating torch.Tensor, got {_describe(T)}")
-    if T.ndim != 2 or T.shape[0] < 1 or T.shape[1] < 1:
-        raise ValueError(f"T must have shape (N, C) with N, C >= 1, got {tuple(T.shape)}")
-    _check_modes(modes, T.shape[0])
+    if T.ndim not in (2, 3) or min(T.shape) < 1:
+        raise ValueError(
+            f"T must have shape (N, C) with N, C >= 1, got {tuple(T.shape)} (or a (G, N, C) stack, one per group)"
+        )
+    _check_modes(modes, T.shape[-2])
+    if T.ndim == 3 and (modes.ndim < 1 or modes.shape[0] != T.shape[0]):
+        raise ValueError(
+            f"a stack of G={T.shape[0]} transition matrices needs modes of shape (G, ...), got {tuple(modes.shape)}"
+        )
     gen = check_generator(generator, device=modes.device)
     if gen.device.type != modes.device.type:
         raise ValueError(f"generator must be on the device of modes ({modes.device}), got one on {gen.device}")
     T = T.to(device=modes.device, dtype=torch.float64)
-    if modes.device.type == "cpu" and (bool((T < 0).any()) or bool(((T.sum(1) - 1).abs() > 1e-6).any())):
+    if modes.device.type == "cpu" and (bool((T < 0).any()) or bool(((T.sum(-1) - 1).abs() > 1e-6).any())):
         raise ValueError("T must be row-stochastic (entries >= 0, rows summing to 1), got a matrix that is not")
-    cdf = T.cumsum(1)[:, :-1]
+    cdf = T.cumsum(-1)[..., :-1]
     u = torch.rand(modes.shape, generator=gen, dtype=torch.float64, device=modes.device)
-    return (u.unsqueeze(-1) >= cdf[modes.long()]).sum(-1, dtype=torch.int64)
+    if T.ndim == 2:
+        rows = cdf[modes.long()]
+    else:
+        group = torch.arange(T.shape[0], device=modes.device).view(-1, *([1] * (modes.ndim - 1)))
+        rows = cdf[group, modes.long()]
+    return (u.unsqueeze(-1) >= rows).sum(-1, dtype=torch.int64)
 
 
 @dataclass(frozen=True)
@@ -149,8 +167,10 @@ class LabelNoise:
     ----------
     kind : str
         One of :data:`NOISE_MODELS`.
-    eps : float
-        Noise rate :math:`\varepsilon \in [0, 1)`.
+    eps : float or sequence of float
+        Noise rate :math:`\varepsilon \in [0, 1)`, or one rate per group :math:`(\varepsilon_0, \dots,
+        \varepsilon_{G-1})` for G runs trained at once (stored as a tuple): :meth:`matrix` is then a (G, N, C)
+        stack and :meth:`draw` needs ``modes`` of shape (G, ...).
     resample : str
         ``"once"``: a noisy data set, each sample's label drawn once and kept (a trainer calls
         :meth:`draw` once on all samples). ``"step"``: labels redrawn at every training step, so training
@@ -161,19 +181,29 @@ class LabelNoise:
     """
 
     kind: str = "symmetric"
-    eps: float = 0.0
+    eps: float | tuple[float, ...] = 0.0
     resample: str = "once"
     confused_modes: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", check_choice("kind", self.kind, NOISE_MODELS))
-        object.__setattr__(self, "eps", check_real("eps", self.eps, low=0.0, high=1.0, high_inclusive=False))
+        object.__setattr__(self, "eps", _check_eps(self.eps))
         object.__setattr__(self, "resample", check_choice("resample", self.resample, RESAMPLE_MODES))
         # N is unknown until matrix() is called; that call checks the upper bound.
         object.__setattr__(self, "confused_modes", _check_confused_modes(self.confused_modes, self.kind, None))
 
+    @property
+    def n_groups(self) -> int | None:
+        """The number of per-group rates, or None for one rate shared by every group."""
+        return len(self.eps) if isinstance(self.eps, tuple) else None
+
     def matrix(self, mode_class: np.ndarray | torch.Tensor, n_classes: int) -> torch.Tensor:
-        """The (N, C) float64 transition matrix of this model for the given modes."""
+        """The (N, C) float64 transition matrix of this model for the given modes; (G, N, C) with per-group rates."""
+        if isinstance(self.eps, tuple):
+            return torch.stack(
+                [transition_matrix(self.kind, e, mode_class, n_classes, confused_modes=self.confused_modes)
+                 for e in self.eps]
+            )
         return transition_matrix(self.kind, self.eps, mode_class, n_classes, confused_modes=self.confused_modes)
 
     def draw(
@@ -185,15 +215,32 @@ class LabelNoise:
     ) -> torch.Tensor:
         """Observed labels for ``modes`` (any shape), int64 on ``modes.device``.
 
-        With ``eps == 0`` this is exactly ``mode_class[modes]`` and consumes no randomness. In a hot loop,
-        build ``T = self.matrix(...)`` once on the device and call :func:`draw_labels` directly.
+        With a scalar ``eps == 0`` this is exactly ``mode_class[modes]`` and consumes no randomness. Per-group
+        rates always consume one uniform per entry, zero rates included, so that the labels of group g do not
+        depend on the rates of the other groups (a group with rate 0 still gets exactly its true classes).
+        In a hot loop, build ``T = self.matrix(...)`` once on the device and call :func:`draw_labels` directly.
         """
         T = self.matrix(mode_class, n_classes)
+        if isinstance(self.eps, tuple):
+            return draw_labels(modes, T, generator)
         if self.eps == 0.0:
             _check_modes(modes, T.shape[0])
             # T is one-hot here, so its argmax is the true class of each mode.
             return T.argmax(1).to(modes.device)[modes.long()]
         return draw_labels(modes, T, generator)
+
+
+def _check_eps(eps: object) -> float | tuple[float, ...]:
+    """One rate in [0, 1), or a non-empty sequence of them (one per group) as a tuple of floats."""
+    if isinstance(eps, (torch.Tensor, np.ndarray)):
+        eps = eps.tolist()
+    if isinstance(eps, Sequence) and not isinstance(eps, (str, bytes)):
+        if len(eps) == 0:
+            raise ValueError("eps must be a rate in [0, 1) or a non-empty sequence of rates (one per group), got []")
+        return tuple(
+            check_real(f"eps[{g}]", e, low=0.0, high=1.0, high_inclusive=False) for g, e in enumerate(eps)
+        )
+    return check_real("eps", eps, low=0.0, high=1.0, high_inclusive=False)
 
 
 def _check_modes(modes: object, n_modes: int) -> None:

@@ -77,9 +77,14 @@ def train_embeddings(
     SGD follows the expected gradient: a small systematic force (such as the collapse force of label noise) adds
     up over steps, whereas Adam divides it by the batch-to-batch spread of the gradient and can stall on it.
 
+    ``noise`` may carry one rate per group (``LabelNoise(eps=(eps_0, ..., eps_{G-1}))``), so that runs at different
+    noise levels but of the same shapes train in one program; run g then draws its labels with rate ``eps_g``.
+
     Raises ``FloatingPointError`` naming the step if an embedding becomes NaN or infinite.
     """
     steps = check_int("steps", steps, low=1)
+    if noise.n_groups is not None and noise.n_groups != n_groups:
+        raise ValueError(f"noise has {noise.n_groups} per-group rates but n_groups={n_groups}; give one rate per group")
     lr = check_real("lr", lr, low=0.0, low_inclusive=False)
     modes = torch.as_tensor(modes, dtype=torch.long)
     mode_class = torch.as_tensor(mode_class, dtype=torch.long)

@@ -1,0 +1,139 @@
+"""From a :class:`~paper_repro.config.TrainConfig` to the objects a run needs: data splits, transforms, network, loss.
+
+Training and evaluation both build through here, so ``python -m paper_repro.evaluate --run DIR`` rebuilds exactly
+what the run trained.
+
+Transforms: photographs (CUB, Cars) use the ``imagenet-like`` presets (3 channels, 224 px by default); every
+other data set (grey digits, clothes, characters) the ``mnist-like`` ones at the images' own size unless
+``image_size`` is given, normalised with Fashion-MNIST's statistics for Fashion-MNIST and MNIST's otherwise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from collapse.losses import MetricLoss, make_loss
+from paper_repro import transforms as T
+from paper_repro.config import TrainConfig
+
+__all__ = [
+    "TEST_SUBSET_SEED",
+    "build_loss",
+    "build_model",
+    "eval_transform_for",
+    "in_channels_for",
+    "load_split",
+    "load_test",
+    "load_train",
+    "preset_for",
+    "stratified_subset",
+    "train_transform_for",
+]
+
+PHOTO_DATASETS = ("cub", "cars")
+#: The test subset (``eval_samples``) is the same for every run of a study, whatever its seed.
+TEST_SUBSET_SEED = 0
+# (mean, std) of the training pixels in [0, 1]; the transforms' default for mnist-like is MNIST's.
+PIXEL_STATS = {"fashion-mnist": ((0.2860,), (0.3530,)), "fashion-mnist-super": ((0.2860,), (0.3530,))}
+
+
+def load_split(cfg: TrainConfig, split: str):
+    """The ``split`` ("train" / "test") :class:`ImageDataset` of ``cfg``; no transform attached (we apply our own)."""
+    from paper_repro.datasets import get_dataset
+
+    options = dict(cfg.dataset_options)
+    if cfg.zero_shot:
+        options["zero_shot"] = True
+    return get_dataset(cfg.dataset, root=cfg.root, split=split, skip_bad=cfg.skip_bad, **options)
+
+
+def load_train(cfg: TrainConfig, dataset=None):
+    """The training split (or ``dataset``), reduced to ``cfg.train_samples`` images when set."""
+    data = dataset if dataset is not None else load_split(cfg, "train")
+    if cfg.train_samples is not None:
+        data = data.subset(stratified_subset(_strata(data), cfg.train_samples, cfg.seed))
+    return data
+
+
+def load_test(cfg: TrainConfig, dataset=None):
+    """The test split (or ``dataset``), reduced to ``cfg.eval_samples`` images when set (same subset for all seeds)."""
+    data = dataset if dataset is not None else load_split(cfg, "test")
+    if cfg.eval_samples is not None:
+        data = data.subset(stratified_subset(_strata(data), cfg.eval_samples, TEST_SUBSET_SEED))
+    return data
+
+
+def _strata(data) -> np.ndarray:
+    # Fine labels refine the classes, so stratifying on them keeps every sub-class in proportion too.
+    return data.fine_labels if data.fine_labels is not None else data.labels
+
+
+def stratified_subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Sorted indices of about ``n`` samples, every class kept in proportion (at least one image per class).
+
+    Class c of size ``n_c`` keeps ``max(1, round(n * n_c / N))`` images drawn without replacement.
+    """
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    if n >= labels.size:
+        return np.arange(labels.size)
+    keep = []
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        k = max(1, int(round(n * members.size / labels.size)))
+        keep.append(rng.choice(members, size=min(k, members.size), replace=False))
+    return np.sort(np.concatenate(keep))
+
+
+def preset_for(cfg: TrainConfig) -> str:
+    return "imagenet-like" if cfg.dataset in PHOTO_DATASETS else "mnist-like"
+
+
+def _size_for(cfg: TrainConfig, dataset) -> int | None:
+    if cfg.image_size is not None:
+        return cfg.image_size
+    if preset_for(cfg) == "mnist-like" and dataset.image_shape is not None:
+        return int(dataset.image_shape[-1])
+    return None
+
+
+def train_transform_for(cfg: TrainConfig, dataset):
+    """The training augmentation (or the evaluation transform when ``cfg.augment`` is False)."""
+    if not cfg.augment:
+        return eval_transform_for(cfg, dataset)
+    mean, std = PIXEL_STATS.get(cfg.dataset, (None, None))
+    return T.train_transform(preset_for(cfg), _size_for(cfg, dataset), mean=mean, std=std)
+
+
+def eval_transform_for(cfg: TrainConfig, dataset):
+    mean, std = PIXEL_STATS.get(cfg.dataset, (None, None))
+    return T.eval_transform(preset_for(cfg), _size_for(cfg, dataset), mean=mean, std=std)
+
+
+def in_channels_for(cfg: TrainConfig, dataset) -> int:
+    """Channels the network sees: 3 after the imagenet-like transforms, the images' own count otherwise."""
+    if preset_for(cfg) == "imagenet-like":
+        return 3
+    if dataset.image_shape is not None:
+        return int(dataset.image_shape[0])
+    return int(dataset[0][0].shape[0])
+
+
+def build_model(cfg: TrainConfig, dataset):
+    """``paper_repro.models.make_model`` for ``cfg`` (L2-normalised embeddings of size ``cfg.dim``)."""
+    from paper_repro.models import make_model
+
+    size = _size_for(cfg, dataset)
+    small_input = None if cfg.backbone == "small_cnn" else bool(size is not None and size <= 64)
+    return make_model(
+        cfg.backbone,
+        in_channels=in_channels_for(cfg, dataset),
+        dim=cfg.dim,
+        small_input=small_input,
+        pretrained=cfg.pretrained,
+    )
+
+
+def build_loss(cfg: TrainConfig, n_classes: int) -> MetricLoss:
+    """``collapse.losses.make_loss(cfg.loss, cfg.positive, cfg.negative)``, its random choices seeded by the run."""
+    return make_loss(cfg.loss, cfg.positive, cfg.negative, num_classes=n_classes, random_state=cfg.seed)

@@ -1,0 +1,110 @@
+"""Run directories and atomic checkpoints.
+
+A run directory holds ``config.json`` (written first), ``checkpoint.pt`` (the latest state; replaced atomically:
+written to a temporary file in the same directory, flushed to disk, then ``os.replace``-d over the old one, so a
+crash leaves either the old or the new checkpoint, never a torn one) and ``metrics.json`` (history and, once the
+run is done, its final metrics).
+
+A checkpoint holds the model, optimiser and loss states (the loss may have learnable parameters), the step, the
+metric history, and every random state the run draws from after that step: torch's CPU (and CUDA) generators,
+numpy's and Python's global generators, and the loss sampler's generator (random positives, distance-weighted
+negatives). The P x M batch sampler needs no saved state: its draws are a function of ``(seed, step)``
+(:mod:`paper_repro.batches`). Everything is stored as tensors and plain Python values, so it loads with
+``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = [
+    "CHECKPOINT",
+    "capture_rng",
+    "load_checkpoint",
+    "prepare_run_dir",
+    "restore_rng",
+    "save_checkpoint",
+]
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def prepare_run_dir(out: str | Path, *, resume: bool, overwrite: bool) -> bool:
+    """Make ``out`` ready; return True when there is a checkpoint to resume from.
+
+    A missing or empty directory is created. An existing non-empty one is an error unless ``resume`` (continue it;
+    a directory that never reached its first checkpoint restarts from step 0) or ``overwrite`` (delete it first).
+    """
+    if resume and overwrite:
+        raise ValueError("--resume and --overwrite exclude each other: continue the run or replace it, not both")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"run directory {out} exists and is a file")
+    if out.is_dir() and any(out.iterdir()):
+        if resume:
+            return (out / CHECKPOINT).is_file()
+        if not overwrite:
+            raise FileExistsError(
+                f"run directory {out} already exists and is not empty; pass --resume to continue it or --overwrite "
+                "to replace it"
+            )
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return False
+
+
+def capture_rng() -> dict:
+    """Global random states as tensors / plain values (``weights_only``-loadable)."""
+    np_state = np.random.get_state()
+    py_version, py_state, py_gauss = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "key": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
+        "python": {"version": py_version, "state": list(py_state), "gauss": py_gauss},
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict) -> None:
+    torch.set_rng_state(state["torch"].cpu())
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["state"]), p["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+def save_checkpoint(path: str | Path, payload: dict) -> Path:
+    """``torch.save(payload)`` to ``path`` atomically (temporary file, fsync, ``os.replace``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(payload, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: torch.device | str = "cpu") -> dict:
+    return torch.load(path, map_location=map_location, weights_only=True)

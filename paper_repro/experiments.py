@@ -1,0 +1,413 @@
+r"""Real-image experiments. ``python -m paper_repro.experiments collapse`` runs the class-collapse study.
+
+Class-collapse study (claims C4, C7 of ``/work/shared/notes/claims.md``). Two data sets whose classes are unions of
+visually distinct sub-classes, trained on the *coarse* labels only, the fine label kept as hidden ground truth:
+
+* ``fashion-mnist-super``: tops {T-shirt, Pullover, Coat, Shirt}, footwear {Sandal, Sneaker, Ankle boot},
+  other {Trouser, Dress, Bag};
+* ``mnist-groups``: round {0, 6, 8, 9}, straight {1, 4, 7}, other {2, 3, 5}.
+
+Each with the losses triplet, margin and multi-similarity, each once with random positives and once with easy
+positives (EPS); the negative rule is the same for both positive rules: semi-hard for triplet, the loss's
+published default for the others (distance-weighted for margin, all negatives for multi-similarity). Each cell
+is trained with several seeds. If random positives collapse the coarse classes, the embedding forgets the
+sub-classes: *fine Recall@1 within coarse* (is the nearest image of the same coarse class also of the same fine
+class) falls towards its chance level, while coarse Recall@1 may stay high.
+
+Zero-shot study (claim C8 in miniature): MNIST digits 0-4 train, unseen digits 5-9 test (labels = digits),
+triplet loss with semi-hard negatives, random vs easy positives.
+
+Every run is a :func:`paper_repro.train.train` run in its own directory under ``--out-dir``; finished runs are
+skipped and interrupted ones resumed, so the command can be re-run at will. The results table (mean +- std over
+seeds of coarse Recall@1, fine Recall@1 within coarse, NMI, MAP@R, and the paired easy - random difference) is
+written to ``<out-dir>/collapse_table.{csv,json,md}`` and ``figures/paper_repro_table.md``;
+``--table-only`` rebuilds it from the saved runs without training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, replace
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from collapse._validation import check_int
+from collapse.io import write_csv, write_json
+from collapse.losses import default_negative
+from paper_repro.config import TrainConfig
+
+__all__ = [
+    "COLLAPSE_DATASETS",
+    "COLLAPSE_LOSSES",
+    "FULL",
+    "QUICK",
+    "Planned",
+    "Settings",
+    "collect",
+    "main",
+    "plan_collapse",
+    "run_plan",
+    "summarise",
+    "write_tables",
+]
+
+COLLAPSE_DATASETS = ("fashion-mnist-super", "mnist-groups")
+#: loss -> negative rule used with *both* positive rules (None = the loss's published default).
+COLLAPSE_LOSSES: dict[str, str | None] = {"triplet": "semihard", "margin": None, "multisimilarity": None}
+POSITIVES = ("random", "easy")
+ZERO_SHOT = {"dataset": "mnist", "loss": "triplet", "negative": "semihard"}
+METRICS = ("recall_at_1", "fine_recall_at_1_within_coarse", "fine_chance", "nmi", "map_at_r", "submode_nmi")
+TABLE_MD = Path("figures/paper_repro_table.md")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Training size of every run of a study (chosen for the 2-core CPU budget, see the README)."""
+
+    steps: int = 600
+    batch_classes: int = 3
+    samples_per_class: int = 12
+    train_samples: int | None = None
+    eval_samples: int | None = 3000
+    lr: float = 1e-3
+    dim: int = 128
+
+
+FULL = Settings()
+QUICK = Settings(steps=40, samples_per_class=8, train_samples=2000, eval_samples=600)
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One run of a study: its table cell (study, dataset, loss, positive, negative actually used) and config."""
+
+    study: str
+    dataset: str
+    loss: str
+    positive: str
+    negative: str
+    seed: int
+    config: TrainConfig
+
+    @property
+    def cell(self) -> tuple[str, str, str, str, str]:
+        return (self.study, self.dataset, self.loss, self.negative, self.positive)
+
+
+def plan_collapse(
+    settings: Settings = FULL,
+    seeds: int = 3,
+    *,
+    out_dir: str | Path = "results/paper_repro",
+    root: str = "data",
+    datasets: Sequence[str] = COLLAPSE_DATASETS,
+    losses: Sequence[str] = tuple(COLLAPSE_LOSSES),
+    zero_shot: bool = True,
+) -> list[Planned]:
+    """Every run of the class-collapse study (and the zero-shot comparison), seeds innermost-but-one so that the
+    random/easy pair of a seed finishes together and a partial table is already balanced."""
+    seeds = check_int("seeds", seeds, low=1)
+    out_dir = Path(out_dir)
+    base = dict(root=root, eval_every=settings.steps, **{k: v for k, v in asdict(settings).items()})
+    runs: list[Planned] = []
+    for seed in range(seeds):
+        for dataset in datasets:
+            for loss in losses:
+                if loss not in COLLAPSE_LOSSES:
+                    raise ValueError(f"loss must be one of {', '.join(COLLAPSE_LOSSES)}; got {loss!r}")
+                neg = COLLAPSE_LOSSES[loss]
+                for pos in POSITIVES:
+                    out = out_dir / "collapse" / dataset / f"{loss}-{pos}-seed{seed}"
+                    cfg = TrainConfig(out=str(out), dataset=dataset, loss=loss, positive=pos, negative=neg, seed=seed,
+                                      **base)  # fmt: skip
+                    runs.append(Planned("collapse", dataset, loss, pos, neg or default_negative(loss), seed, cfg))
+        if zero_shot:
+            z = ZERO_SHOT
+            for pos in POSITIVES:
+                out = out_dir / "zero-shot" / z["dataset"] / f"{z['loss']}-{pos}-seed{seed}"
+                cfg = TrainConfig(out=str(out), dataset=z["dataset"], zero_shot=True, loss=z["loss"], positive=pos,
+                                  negative=z["negative"], seed=seed, **base)  # fmt: skip
+                runs.append(Planned("zero-shot", z["dataset"], z["loss"], pos, z["negative"], seed, cfg))
+    return runs
+
+
+def reference_rows(runs: Sequence[Planned], out_dir: Path, *, compute: bool = True) -> list[dict]:
+    """Untrained baselines on the same test images as the runs: raw pixels, and the network at initialisation.
+
+    They show how much sub-class structure is there before any metric learning, i.e. what training kept or lost.
+    Saved to ``<out-dir>/reference/<study>-<dataset>.json``; computed (no training, seconds) when missing.
+    """
+    import torch
+
+    from paper_repro.builders import build_model, eval_transform_for, load_test
+    from paper_repro.evaluate import embedding_metrics, evaluate_model
+
+    rows, seen = [], set()
+    for r in runs:
+        key = (r.study, r.dataset)
+        if key in seen:
+            continue
+        seen.add(key)
+        path = out_dir / "reference" / f"{r.study}-{r.dataset}.json"
+        if path.is_file():
+            saved = json.loads(path.read_text())
+        elif compute:
+            cfg = r.config
+            try:
+                test = load_test(cfg)
+            except FileNotFoundError as exc:
+                print(f"no reference rows for {r.dataset}: {exc}", file=sys.stderr)
+                continue
+            tf = eval_transform_for(cfg, test)
+            pixels = tf(test.get_batch(np.arange(len(test)))[0]).flatten(1)
+            torch.manual_seed(0)
+            saved = {
+                "raw pixels": embedding_metrics(pixels, test.labels, test.fine_labels),
+                "untrained network": evaluate_model(build_model(cfg, test), test, transform=tf),
+            }
+            write_json(path, saved)
+        else:
+            continue
+        for name, metrics in saved.items():
+            rows.append({"study": r.study, "dataset": r.dataset, "loss": f"({name})", "negative": "-",
+                         "positive": "-", "seed": 0, "seconds": 0.0}
+                        | {m: metrics.get(m, float("nan")) for m in METRICS})  # fmt: skip
+    return rows
+
+
+def _finished(cfg: TrainConfig) -> dict | None:
+    path = Path(cfg.out) / "metrics.json"
+    if not path.is_file():
+        return None
+    saved = json.loads(path.read_text())
+    return saved if saved.get("finished") and saved.get("step", 0) >= cfg.steps else None
+
+
+def _run_one(cfg_dict: dict, threads: int) -> tuple[str, float]:
+    """Train (or resume) one run in a worker process; returns its directory and wall time."""
+    import torch
+
+    from paper_repro.train import train
+
+    torch.set_num_threads(threads)
+    cfg = TrainConfig.from_dict(cfg_dict)
+    start = time.perf_counter()
+    train(cfg, resume=Path(cfg.out).exists(), progress=False)
+    return cfg.out, time.perf_counter() - start
+
+
+def run_plan(runs: Sequence[Planned], *, jobs: int = 1, threads: int = 1) -> list[str]:
+    """Train every unfinished run, ``jobs`` at a time (each with ``threads`` torch threads); return the errors."""
+    todo = [r for r in runs if _finished(r.config) is None]
+    print(f"{len(runs) - len(todo)} of {len(runs)} runs already finished; training {len(todo)}", file=sys.stderr)
+    errors: list[str] = []
+    if not todo:
+        return errors
+    ctx = get_context("spawn")  # fresh interpreters: no torch thread pools inherited through fork
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+        futures = {pool.submit(_run_one, r.config.to_dict(), threads): r for r in todo}
+        bar = tqdm(total=len(todo), desc="runs", unit="run")
+        for fut in as_completed(futures):
+            r = futures[fut]
+            try:
+                _, seconds = fut.result()
+                bar.set_postfix_str(f"{Path(r.config.out).name} {seconds:.0f}s")
+            except Exception as exc:  # keep going: the other runs are independent
+                errors.append(f"{r.config.out}: {type(exc).__name__}: {exc}")
+                bar.write(f"FAILED {r.config.out}: {exc}")
+            bar.update(1)
+        bar.close()
+    return errors
+
+
+def collect(runs: Sequence[Planned]) -> tuple[list[dict], int]:
+    """One row per finished run (cell, seed and final metrics) and the number of planned runs not finished."""
+    rows, missing = [], 0
+    for r in runs:
+        saved = _finished(r.config)
+        if saved is None:
+            missing += 1
+            continue
+        final = saved["final"]
+        rows.append({"study": r.study, "dataset": r.dataset, "loss": r.loss, "negative": r.negative,
+                     "positive": r.positive, "seed": r.seed, "seconds": saved["seconds"]}
+                    | {m: final.get(m, float("nan")) for m in METRICS})  # fmt: skip
+    return rows, missing
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    v = np.asarray(values, dtype=float)
+    return float(np.mean(v)), float(np.std(v, ddof=1)) if v.size > 1 else float("nan")
+
+
+def summarise(rows: Sequence[dict]) -> list[dict]:
+    """Mean and sample std over seeds of every metric per cell, plus the paired easy - random difference of
+    fine Recall@1 within coarse (over the seeds that have both) and the number of seeds where easy is higher."""
+    cells: dict[tuple, list[dict]] = defaultdict(list)
+    for row in rows:
+        cells[(row["study"], row["dataset"], row["loss"], row["negative"], row["positive"])].append(row)
+    out = []
+    order = {"random": 0, "easy": 1}
+    # Within a data set: the untrained references first, then each loss with random before easy positives.
+    for key in sorted(cells, key=lambda k: (k[0], k[1], k[4] != "-", k[2], order.get(k[4], 2))):
+        group = cells[key]
+        entry = dict(zip(("study", "dataset", "loss", "negative", "positive"), key)) | {"seeds": len(group)}
+        for m in METRICS:
+            entry[f"{m}_mean"], entry[f"{m}_std"] = _mean_std([g[m] for g in group])
+        if key[4] == "easy":
+            rnd = {g["seed"]: g for g in cells.get((*key[:4], "random"), [])}
+            metric = "fine_recall_at_1_within_coarse" if key[0] == "collapse" else "recall_at_1"
+            diffs = [g[metric] - rnd[g["seed"]][metric] for g in group if g["seed"] in rnd]
+            if diffs:
+                entry["easy_minus_random_metric"] = metric
+                entry["easy_minus_random_mean"], entry["easy_minus_random_std"] = _mean_std(diffs)
+                entry["easy_better_seeds"] = f"{sum(d > 0 for d in diffs)}/{len(diffs)}"
+        out.append(entry)
+    return out
+
+
+def _pm(entry: dict, metric: str) -> str:
+    mean, std = entry[f"{metric}_mean"], entry[f"{metric}_std"]
+    if np.isnan(mean):
+        return "n/a"
+    return f"{mean:.3f}" if np.isnan(std) else f"{mean:.3f} ± {std:.3f}"
+
+
+def markdown(summary: Sequence[dict], settings: Settings, command: str, missing: int) -> str:
+    lines = [
+        "# Class collapse on real images: random vs easy positives",
+        "",
+        f"Regenerate: `{command}` (add `--table-only` to rebuild this table from the saved runs without training).",
+        f"Each run: small_cnn (width 32), embedding dim {settings.dim}, Adam lr {settings.lr}, {settings.steps} steps, "
+        f"batches of {settings.batch_classes} classes x {settings.samples_per_class} images, trained on the coarse "
+        f"labels; scored on {settings.eval_samples or 'all'} test images (stratified, the same for every run). "
+        "Mean ± std over seeds.",
+        "",
+        "## Class-collapse study (trained on coarse labels; fine labels hidden)",
+        "",
+        "| dataset | loss | negatives | positives | seeds | coarse R@1 | fine R@1 within coarse (chance) | "
+        "NMI | MAP@R | sub-mode NMI | easy − random, fine R@1 (easy better) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for e in (e for e in summary if e["study"] == "collapse"):
+        diff = (f"{e['easy_minus_random_mean']:+.3f} ± {e['easy_minus_random_std']:.3f} ({e['easy_better_seeds']})"
+                if "easy_minus_random_mean" in e else "")  # fmt: skip
+        lines.append(
+            f"| {e['dataset']} | {e['loss']} | {e['negative']} | {e['positive']} | {e['seeds']} | "
+            f"{_pm(e, 'recall_at_1')} | {_pm(e, 'fine_recall_at_1_within_coarse')} "
+            f"({e['fine_chance_mean']:.3f}) | {_pm(e, 'nmi')} | {_pm(e, 'map_at_r')} | {_pm(e, 'submode_nmi')} | "
+            f"{diff} |"
+        )
+    zs = [e for e in summary if e["study"] == "zero-shot"]
+    if zs:
+        lines += [
+            "",
+            "## Zero-shot retrieval (train on digits 0-4, test on unseen digits 5-9)",
+            "",
+            "| dataset | loss | negatives | positives | seeds | R@1 | NMI | MAP@R | easy − random, R@1 (easy better) |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for e in zs:
+            diff = (f"{e['easy_minus_random_mean']:+.3f} ± {e['easy_minus_random_std']:.3f} "
+                    f"({e['easy_better_seeds']})" if "easy_minus_random_mean" in e else "")  # fmt: skip
+            lines.append(
+                f"| {e['dataset']} | {e['loss']} | {e['negative']} | {e['positive']} | {e['seeds']} | "
+                f"{_pm(e, 'recall_at_1')} | {_pm(e, 'nmi')} | {_pm(e, 'map_at_r')} | {diff} |"
+            )
+    if missing:
+        lines += ["", f"**{missing} planned run(s) have not finished; the table covers the finished ones only.**"]
+    return "\n".join(lines) + "\n"
+
+
+def write_tables(
+    rows: Sequence[dict], settings: Settings, out_dir: Path, command: str, missing: int, figure: Path | None
+) -> str:
+    summary = summarise(rows)
+    md = markdown(summary, settings, command, missing)
+    write_csv(out_dir / "collapse_table.csv", summary)
+    write_json(out_dir / "collapse_table.json", {"settings": asdict(settings), "command": command, "missing": missing,
+                                                 "summary": summary, "runs": list(rows)})  # fmt: skip
+    write_csv(out_dir / "collapse_runs.csv", rows)
+    (out_dir / "collapse_table.md").write_text(md)
+    if figure is not None:
+        figure.parent.mkdir(parents=True, exist_ok=True)
+        tmp = figure.with_suffix(".md.tmp")
+        tmp.write_text(md)
+        os.replace(tmp, figure)
+    return md
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _OneLineParser(
+        prog="python -m paper_repro.experiments",
+        description="Real-image experiments. 'collapse': Fashion-MNIST superclasses and MNIST digit groups trained "
+        "on coarse labels with triplet / margin / multi-similarity losses, random vs easy positives, several seeds, "
+        "plus a zero-shot MNIST 0-4 -> 5-9 comparison; writes per-run JSON and one results table.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("study", choices=("collapse",), help="which experiment")
+    p.add_argument("--quick", action="store_true", help="tiny settings (a smoke test of the pipeline, minutes)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per cell")
+    p.add_argument("--datasets", default=",".join(COLLAPSE_DATASETS), help="comma-separated subset")
+    p.add_argument("--losses", default=",".join(COLLAPSE_LOSSES), help="comma-separated subset")
+    p.add_argument("--no-zero-shot", action="store_true", help="skip the zero-shot comparison")
+    p.add_argument("--steps", type=int, default=None, help="override the training steps of every run")
+    p.add_argument("--root", default="data", help="folder holding the data sets")
+    p.add_argument("--out-dir", default=None, help="where runs and tables go (default results/paper_repro[/quick])")
+    p.add_argument("--jobs", type=int, default=2, help="runs trained in parallel")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    p.add_argument("--no-reference", action="store_true", help="leave out the untrained baselines")
+    p.add_argument("--table-only", action="store_true", help="rebuild the table from saved runs, train nothing")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = QUICK if args.quick else FULL
+    try:
+        if args.steps is not None:
+            settings = replace(settings, steps=check_int("steps", args.steps, low=1))
+        check_int("jobs", args.jobs, low=1)
+        check_int("threads", args.threads, low=1)
+        out_dir = Path(args.out_dir or ("results/paper_repro/quick" if args.quick else "results/paper_repro"))
+        datasets = [d for d in args.datasets.split(",") if d]
+        for d in datasets:
+            if d not in COLLAPSE_DATASETS:
+                raise ValueError(f"--datasets must name some of {', '.join(COLLAPSE_DATASETS)}; got {d!r}")
+        losses = [x for x in args.losses.split(",") if x]
+        runs = plan_collapse(settings, args.seeds, out_dir=out_dir, root=args.root, datasets=datasets, losses=losses,
+                             zero_shot=not args.no_zero_shot)  # fmt: skip
+    except (ValueError, TypeError) as exc:
+        print(f"python -m paper_repro.experiments: error: {exc}", file=sys.stderr)
+        return 2
+    errors = [] if args.table_only else run_plan(runs, jobs=args.jobs, threads=args.threads)
+    rows, missing = collect(runs)
+    if not args.no_reference:
+        rows = reference_rows(runs, out_dir) + rows
+    command = "python -m paper_repro.experiments " + " ".join(a for a in (argv if argv is not None else sys.argv[1:]))
+    command = command.replace(" --table-only", "")
+    full_study = not args.quick and args.datasets == ",".join(COLLAPSE_DATASETS) and args.seeds >= 3
+    md = write_tables(rows, settings, out_dir, command, missing, TABLE_MD if full_study else None)
+    print(md)
+    for e in errors:
+        print(f"error: {e}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
