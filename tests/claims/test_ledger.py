@@ -106,25 +106,44 @@ def test_verdicts_follow_the_evidence():
     assert verdicts(ev)["C3"] == "fails"
 
 
-def _real(random_fine, easy_fine):
+def _real(random_fine, easy_fine, random_nmi=0.1, easy_nmi=0.3):
     row = {
         "study": "collapse",
         "dataset": "fashion-mnist-super",
         "loss": "triplet",
+        "negative": "semihard",
         "fine_recall_at_1_within_coarse_std": 0.01,
+        "fine_chance_mean": 0.3,
+    }
+    raw = {
+        "study": "collapse",
+        "dataset": "fashion-mnist-super",
+        "loss": "(raw pixels)",
+        "positive": "-",
+        "fine_recall_at_1_within_coarse_mean": 0.8,
     }
     return {
         "source": "x",
         "summary": [
-            {**row, "positive": "random", "fine_recall_at_1_within_coarse_mean": random_fine},
-            {**row, "positive": "easy", "fine_recall_at_1_within_coarse_mean": easy_fine},
+            raw,
+            {
+                **row,
+                "positive": "random",
+                "fine_recall_at_1_within_coarse_mean": random_fine,
+                "submode_nmi_mean": random_nmi,
+            },
+            {**row, "positive": "easy", "fine_recall_at_1_within_coarse_mean": easy_fine, "submode_nmi_mean": easy_nmi},
         ],
     }
 
 
 def test_real_image_claims_use_paper_repro_results():
-    assert verdicts(EVIDENCE, _real(0.6, 0.8))["C7"] == "holds"
-    assert verdicts(EVIDENCE, _real(0.8, 0.6))["C7"] == "fails"
+    assert verdicts(EVIDENCE, _real(0.6, 0.8))["C9"] == "holds"
+    assert verdicts(EVIDENCE, _real(0.8, 0.6))["C9"] == "fails"
+    # Random positives lost (0.8 - 0.4) / (0.8 - 0.3) = 80% of the fine structure: collapse; EPS more diverse.
+    assert verdicts(EVIDENCE, _real(0.4, 0.75))["C7"] == "holds"
+    assert verdicts(EVIDENCE, _real(0.78, 0.75))["C7"] == "holds under conditions"
+    assert verdicts(EVIDENCE, _real(0.78, 0.75, 0.3, 0.1))["C7"] == "fails"
 
 
 def test_cli_rejects_bad_workers(capsys):
