@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install simulate test lint clean
+.PHONY: install simulate test lint figures claims clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -19,6 +19,12 @@ simulate: install
 test: install
 	$(BIN)/python -m ruff check collapse paper_repro tests
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+figures: install
+	$(BIN)/python -m paper_repro.figures
+
+claims: install
+	$(BIN)/python -m collapse.claims
 
 lint: install
 	$(BIN)/python -m ruff check collapse paper_repro tests
