@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from collapse._validation import check_choice, check_int, check_real
+from collapse.cli import OneLineParser
 from collapse.data import LAYOUTS, NOISE_MODELS
 from collapse.experiment import COLLAPSE_THRESHOLD, SimConfig, make_data, run_simulation
 from collapse.io import write_csv, write_json
@@ -43,11 +44,6 @@ TABLE_COLUMNS = (
     ("seeds_collapsed", "coll.", "{:>5.0f}"),
     ("verdict", "verdict", "{:<10}"),
 )
-
-
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, no usage dump: the message names the flag
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def _split(flag: str, value: str, allowed) -> list[str]:
@@ -71,7 +67,7 @@ def _batch(value: str) -> tuple[int | None, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _OneLineParser(
+    p = OneLineParser(
         prog="python -m collapse.simulate",
         description="Train each loss with each positive rule on multi-mode classes under label noise and report "
         "whether the classes collapsed (all modes of a class on one point) or kept their modes.",

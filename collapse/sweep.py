@@ -65,6 +65,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from collapse._validation import check_choice, check_int
+from collapse.cli import OneLineParser
 from collapse.experiment import COLLAPSE_THRESHOLD, SimConfig
 from collapse.io import write_csv, write_json
 from collapse.losses import LOSSES, default_negative
@@ -507,13 +508,8 @@ def _submit_all(client, todo, out: Path, measures: str, task, done: set, progres
 # CLI
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, no usage dump: the message names the flag
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _OneLineParser(
+    p = OneLineParser(
         prog="python -m collapse.sweep",
         description="Run a grid of class-collapse simulations (each configuration = SimConfig x loss x positive "
         "rule x negative rule, its seeds trained together) on a local Dask cluster or an existing one. One JSON "

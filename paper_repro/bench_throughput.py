@@ -31,6 +31,7 @@ import torch
 from tqdm.auto import tqdm
 
 from collapse._validation import check_choice, check_int
+from collapse.cli import OneLineParser
 from collapse.io import write_json
 from collapse.losses import LOSSES, make_loss
 from collapse.sampling import POSITIVE_RULES
@@ -39,13 +40,8 @@ from paper_repro.models import BACKBONES, make_model
 AMP_CHOICES = ("none", "bf16")
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, no usage dump: the message names the flag
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _OneLineParser(
+    p = OneLineParser(
         prog="python -m paper_repro.bench_throughput",
         description="Measure training throughput (images/s for forward + loss + backward + Adam step on synthetic "
         "input) and peak memory of an embedding network; print one line and write a JSON file.",

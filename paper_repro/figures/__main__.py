@@ -7,17 +7,13 @@ import sys
 import time
 from collections.abc import Sequence
 
+from collapse.cli import OneLineParser
 from paper_repro.figures import FIGURES, build, resolve_keys
-
-
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, no usage dump: the message names the flag
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     listing = "; ".join(f"{k} = {v}" for k, v in FIGURES.items())
-    p = _OneLineParser(
+    p = OneLineParser(
         prog="python -m paper_repro.figures",
         description="Draw the project's figures from computed data: simulations, theory and real-image runs. Each "
         "figure is a PNG with its data (CSV/JSON) next to it; manifest.json records caption, command, data "
