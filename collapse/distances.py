@@ -14,13 +14,21 @@ at a residue of up to about 1e-8 (float64) or 5e-4 (float32) instead of 0, so to
 ``exclude_duplicates`` should sit above it. The square root has a zero (not infinite) gradient at 0 and the
 gradient of an identical pair is exactly 0 (it is proportional to ``x - y``), which matters: tied embeddings
 (two samples of one mode) must exert no force on each other.
+
+``distance.pairs(x, g, i, j)`` returns only the entries ``D[g, i, j]`` of chosen pairs, computed directly from the
+differences :math:`\hat x_i - \hat x_j` (O(T d) for T pairs, with autograd; see :mod:`collapse._fastgrad`). A loss
+whose terms read a few entries per anchor uses it so that its backward pass is O(B d) instead of O(B^2 d). Those
+values equal the matrix's up to rounding, and an identical pair is exactly 0 there (no residue).
+
+Without autograd (``torch.no_grad()`` or inputs that do not require grad) the matrix is computed in place, with
+one (B, B) buffer, and it is bitwise the matrix computed with autograd.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
+from collapse._fastgrad import pair_distance, unit_rows
 from collapse._validation import check_choice
 
 __all__ = ["DISTANCES", "CosineDistance", "Distance", "EuclideanDistance", "SquaredEuclideanDistance", "get_distance"]
@@ -30,64 +38,110 @@ class Distance:
     """Base class: ``distance(x, y=None)`` returns the pairwise distance matrix (``y=None`` means ``y = x``)."""
 
     name = "distance"
+    #: The formula :func:`collapse._fastgrad.pair_distance` uses for :meth:`pairs`.
+    pair_kind = "euclidean"
 
     def __init__(self, normalize: bool = True) -> None:
         self.normalize = bool(normalize)
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    def __call__(
+        self, x: torch.Tensor, y: torch.Tensor | None = None, *, prepared: bool = False, out: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The matrix; ``prepared=True`` says the inputs already went through :meth:`prepare` (no second normalising,
+        so the values are bitwise those of the raw inputs). ``out``: a ``(..., B, B)`` tensor to write the matrix
+        into, without autograd (a caller that computes one matrix per step can reuse one buffer)."""
+        if out is not None and _tracks_grad(x, *(() if y is None else (y,))):
+            raise ValueError("out= is for matrices computed without autograd; call under torch.no_grad()")
         if x.dim() < 2:
             raise ValueError(f"embeddings must have shape (..., B, d), got {tuple(x.shape)}")
-        x = self._prepare(x)
-        y = x if y is None else self._prepare(y)
-        return self._pairwise(x, y)
+        if not prepared:
+            x = self._prepare(x)
+            y = None if y is None else self._prepare(y)
+        return self._pairwise(x, x if y is None else y, out)
+
+    def pairs(
+        self, x: torch.Tensor, g: torch.Tensor, i: torch.Tensor, j: torch.Tensor, *, prepared: bool = False
+    ) -> torch.Tensor:
+        """Entries ``D[g, i, j]`` for index vectors ``g, i, j`` into ``(G, B, d)`` embeddings ``x``.
+
+        ``prepared=True`` says ``x`` is already :meth:`prepare`-d (normalised), so it is not normalised twice.
+        """
+        if x.dim() != 3:
+            raise ValueError(f"embeddings must have shape (G, B, d) for pairs(), got {tuple(x.shape)}")
+        x = x if prepared else self.prepare(x)
+        batch = x.shape[1]
+        return pair_distance(x.reshape(-1, x.shape[-1]), g * batch + i, g * batch + j, self.pair_kind)
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """The embeddings the distance is taken between (unit rows when ``normalize``)."""
+        return self._prepare(x)
 
     def similarity(self, dist: torch.Tensor) -> torch.Tensor:
         """A similarity that decreases with the distance (used by similarity-based losses)."""
         return -dist
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(x, dim=-1) if self.normalize else x
+        # F.normalize's values, with a closed-form backward (collapse._fastgrad).
+        return unit_rows(x) if self.normalize else x
 
-    def _pairwise(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def _pairwise(self, x: torch.Tensor, y: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(normalize={self.normalize})"
 
 
-def _squared(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    sq = (x * x).sum(-1).unsqueeze(-1) + (y * y).sum(-1).unsqueeze(-2) - 2.0 * (x @ y.transpose(-1, -2))
-    return sq.clamp_min(0.0)
+def _squared(x: torch.Tensor, y: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    # -2 y is exact, so x @ (-2 y)^T is exactly -2 x y^T; the norms are then added in the same order on both
+    # branches, so the matrix is bitwise the same with and without autograd.
+    prod = torch.matmul(x, (-2.0 * y).transpose(-1, -2), out=out)
+    nx, ny = (x * x).sum(-1).unsqueeze(-1), (y * y).sum(-1).unsqueeze(-2)
+    if _tracks_grad(x, y):
+        return (prod + nx + ny).clamp_min(0.0)
+    # Without autograd: in place, one (B, B) buffer.
+    return prod.add_(nx).add_(ny).clamp_min_(0.0)
 
 
 def _safe_sqrt(sq: torch.Tensor) -> torch.Tensor:
+    if not _tracks_grad(sq):
+        return sq.sqrt_()  # sq is the fresh output of _squared, clamped at 0
     # sqrt'(0) is infinite; at exact ties the gradient must be 0, as torch.cdist defines it.
     positive = sq > 0
     return torch.where(positive, torch.where(positive, sq, torch.ones_like(sq)).sqrt(), torch.zeros_like(sq))
 
 
+def _tracks_grad(*tensors: torch.Tensor) -> bool:
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
 class EuclideanDistance(Distance):
     name = "euclidean"
+    pair_kind = "euclidean"
 
-    def _pairwise(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return _safe_sqrt(_squared(x, y))
+    def _pairwise(self, x: torch.Tensor, y: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        return _safe_sqrt(_squared(x, y, out))
 
 
 class SquaredEuclideanDistance(Distance):
     name = "sqeuclidean"
+    pair_kind = "sqeuclidean"
 
-    def _pairwise(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return _squared(x, y)
+    def _pairwise(self, x: torch.Tensor, y: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        return _squared(x, y, out)
 
 
 class CosineDistance(Distance):
     name = "cosine"
+    pair_kind = "cosine"
 
     def __init__(self) -> None:
         super().__init__(normalize=True)
 
-    def _pairwise(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return 1.0 - x @ y.transpose(-1, -2)
+    def _pairwise(self, x: torch.Tensor, y: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        if out is None:
+            return 1.0 - x @ y.transpose(-1, -2)
+        # 1 - p is exactly (-p) + 1, so this is bitwise the matrix above.
+        return torch.matmul(x, y.transpose(-1, -2), out=out).neg_().add_(1.0)
 
     def similarity(self, dist: torch.Tensor) -> torch.Tensor:
         return 1.0 - dist

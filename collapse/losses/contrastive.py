@@ -24,6 +24,8 @@ def pair_terms(values: torch.Tensor, pairs: Pairs, kind: str) -> Terms:
 
 
 class ContrastiveLoss(MetricLoss):
+    pairwise_terms = True
+
     def __init__(self, pos_margin: float = 0.0, neg_margin: float = 1.0, **kwargs) -> None:
         super().__init__(**kwargs)
         self.pos_margin = check_real("pos_margin", pos_margin)

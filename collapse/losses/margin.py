@@ -32,6 +32,7 @@ class MarginLoss(MetricLoss):
 
     default_negative = "distance"
     default_reducer = "divisor"
+    pairwise_terms = True
 
     def __init__(
         self,

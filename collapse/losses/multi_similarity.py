@@ -13,7 +13,9 @@ same-label sample.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
+from collapse._fastgrad import log1p_sum_exp
 from collapse._validation import check_real
 from collapse.losses.base import MetricLoss
 from collapse.losses.terms import Terms
@@ -23,10 +25,8 @@ __all__ = ["MultiSimilarityLoss", "masked_log1p_sum_exp"]
 
 
 def masked_log1p_sum_exp(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    r"""Row-wise :math:`\log(1 + \sum_{j: m_j} e^{x_j})`, computed stably."""
-    x = x.masked_fill(~mask, float("-inf"))
-    zero = torch.zeros_like(x[..., :1])
-    return torch.logsumexp(torch.cat([zero, x], dim=-1), dim=-1)
+    r"""Row-wise :math:`\log(1 + \sum_{j: m_j} e^{x_j})`, computed stably (:func:`collapse._fastgrad.log1p_sum_exp`)."""
+    return log1p_sum_exp(x, mask)
 
 
 class MultiSimilarityLoss(MetricLoss):
@@ -41,10 +41,23 @@ class MultiSimilarityLoss(MetricLoss):
 
     def compute_terms(self, dist: torch.Tensor, tuples: Tuples, labels: torch.Tensor) -> dict[str, Terms]:
         sim = self.distance.similarity(dist)
-        pos = tuples.positive_pairs.mask(tuples.n_groups, tuples.batch_size)
+        n_groups, batch = tuples.n_groups, tuples.batch_size
+        pos_pairs = tuples.positive_pairs
+        flat = pos_pairs.g * batch + pos_pairs.a
+        per_anchor = torch.bincount(flat, minlength=n_groups * batch)
+        g, a = (per_anchor > 0).reshape(n_groups, batch).nonzero(as_tuple=True)
+        # Rows of the anchors with a positive: a view of the matrix when every anchor has one (no (B, B) copy).
+        every = len(g) == n_groups * batch
+        rows = sim.reshape(-1, batch) if every else sim[g, a]
         neg = tuples.negative_mask()
-        g, a = pos.any(-1).nonzero(as_tuple=True)
-        s, pm, nm = sim[g, a], pos[g, a], neg[g, a]
-        losses = masked_log1p_sum_exp(-self.alpha * (s - self.base), pm) / self.alpha
-        losses = losses + masked_log1p_sum_exp(self.beta * (s - self.base), nm) / self.beta
+        neg_rows = neg.reshape(-1, batch) if every else neg[g, a]
+        losses = log1p_sum_exp(rows, neg_rows, self.beta, self.base) / self.beta
+        if len(g) and int(per_anchor.max()) == 1:
+            # One positive per anchor (easy/hard/random rules), in anchor order: log(1 + e^x) is softplus(x).
+            s_ap = pos_pairs.gather(sim)
+            losses = losses + F.softplus(-self.alpha * (s_ap - self.base)) / self.alpha
+        else:
+            pos = pos_pairs.mask(n_groups, batch)
+            pos_rows = pos.reshape(-1, batch) if every else pos[g, a]
+            losses = losses + log1p_sum_exp(rows, pos_rows, -self.alpha, self.base) / self.alpha
         return {"loss": Terms(losses, g, (a,), "anchor")}

@@ -28,17 +28,20 @@ class EasyPositiveNCALoss(MetricLoss):
     default_positive = "easy"
     default_distance = "cosine"
     default_reducer = "mean"
+    pairwise_terms = True
 
     def __init__(self, temperature: float = 0.1, **kwargs) -> None:
         super().__init__(**kwargs)
         self.temperature = check_real("temperature", temperature, low=0.0, low_inclusive=False)
 
     def compute_terms(self, dist: torch.Tensor, tuples: Tuples, labels: torch.Tensor) -> dict[str, Terms]:
-        logits = self.distance.similarity(dist) / self.temperature
         if tuples.per_positive_negatives:
             t = tuples.triplets
-            losses = F.softplus(logits[t.g, t.a, t.n] - logits[t.g, t.a, t.p])
+            s_an = self.distance.similarity(dist[t.g, t.a, t.n]) / self.temperature
+            s_ap = self.distance.similarity(dist[t.g, t.a, t.p]) / self.temperature
+            losses = F.softplus(s_an - s_ap)
             return {"loss": Terms(losses, t.g, (t.a, t.p), "pos_pair")}
+        logits = self.distance.similarity(dist) / self.temperature
         pos = tuples.positive_pairs
         rows = logits[pos.g, pos.a].masked_fill(~tuples.negative_mask()[pos.g, pos.a], float("-inf"))
         s_ap = pos.gather(logits)

@@ -21,6 +21,8 @@ __all__ = ["TripletMarginLoss"]
 
 
 class TripletMarginLoss(MetricLoss):
+    pairwise_terms = True
+
     def __init__(self, margin: float = 0.2, **kwargs) -> None:
         super().__init__(**kwargs)
         self.margin = check_real("margin", margin)

@@ -35,6 +35,11 @@ __all__ = [
 ]
 
 
+#: Entries of the distance matrix a rule works on at once (4M: 16 MB of float32 per temporary; 64M on a GPU).
+CHUNK_ELEMENTS = 1 << 22
+GPU_CHUNK_ELEMENTS = 1 << 26
+
+
 class NegativeRule:
     """Base class. ``select`` returns one negative per positive pair as :class:`Triplets` (pairs without one drop)."""
 
@@ -44,10 +49,32 @@ class NegativeRule:
     def select(
         self, dist: torch.Tensor, candidates: torch.Tensor, positives: Pairs, generator: torch.Generator, dim: int
     ) -> Triplets:
-        rows_d = dist[positives.g, positives.a]
-        rows_c = candidates[positives.g, positives.a]
+        batch = dist.shape[-1]
+        in_order = _every_anchor_in_order(positives, dist.shape[0], batch)
         d_ap = positives.gather(dist)
-        n, valid = self._pick(rows_d, rows_c, d_ap, generator, dim)
+        # Rows in chunks of about CHUNK_ELEMENTS entries: a rule's temporaries stay O(chunk) instead of O(G B^2).
+        # On CPU the random draws are the same as in one piece (the generator fills tensors in order); on a GPU the
+        # chunks only split batches above 8192 rows of 8192, and their draws are then other (equally random) numbers.
+        step = max(1, (CHUNK_ELEMENTS if dist.device.type == "cpu" else GPU_CHUNK_ELEMENTS) // max(1, batch))
+        picks, valids = [], []
+        for start in range(0, len(positives), step):
+            stop = min(start + step, len(positives))
+            if in_order:
+                # The rows are the matrix itself: views, not (G*B, B) copies.
+                rows_d = dist.reshape(-1, batch)[start:stop]
+                rows_c = candidates.reshape(-1, batch)[start:stop]
+            else:
+                g, a = positives.g[start:stop], positives.a[start:stop]
+                rows_d, rows_c = dist[g, a], candidates[g, a]
+            n, valid = self._pick(rows_d, rows_c, d_ap[start:stop], generator, dim)
+            picks.append(n)
+            valids.append(valid)
+        if not picks:
+            n = torch.zeros(0, dtype=torch.long, device=dist.device)
+            valid = torch.zeros(0, dtype=torch.bool, device=dist.device)
+        else:
+            n = torch.cat(picks) if len(picks) > 1 else picks[0]
+            valid = torch.cat(valids) if len(valids) > 1 else valids[0]
         return Triplets(positives.g[valid], positives.a[valid], positives.b[valid], n[valid])
 
     def _pick(
@@ -57,6 +84,14 @@ class NegativeRule:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+def _every_anchor_in_order(pairs: Pairs, n_groups: int, batch: int) -> bool:
+    """Whether ``pairs`` holds exactly one pair per anchor, anchors in ``(g, a)`` order (an O(G*B) check)."""
+    if len(pairs) != n_groups * batch:
+        return False
+    flat = pairs.g * batch + pairs.a
+    return bool((flat == torch.arange(n_groups * batch, device=flat.device)).all())
 
 
 class AllNegatives(NegativeRule):

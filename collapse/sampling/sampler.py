@@ -12,9 +12,10 @@ import warnings
 import torch
 
 from collapse._validation import check_choice, check_generator, check_real
-from collapse.sampling.negatives import NEGATIVE_RULES, NegativeRule
-from collapse.sampling.positives import POSITIVE_RULES, PositiveRule
-from collapse.sampling.tuples import Pairs, Tuples
+from collapse.sampling.fused import LabelSegments, fused_negatives, fused_negatives_apply, fused_positives
+from collapse.sampling.negatives import NEGATIVE_RULES, HardNegative, NegativeRule, SemiHardNegative
+from collapse.sampling.positives import POSITIVE_RULES, EasyPositive, HardPositive, PositiveRule
+from collapse.sampling.tuples import MaskPairs, Pairs, Triplets, Tuples
 
 __all__ = ["Sampler", "label_masks"]
 
@@ -66,21 +67,44 @@ class Sampler:
         return self._generator
 
     @torch.no_grad()
-    def __call__(self, dist: torch.Tensor, labels: torch.Tensor, *, dim: int, warn: bool = True) -> Tuples:
-        """Select tuples from a ``(G, B, B)`` (or ``(B, B)``) distance matrix and ``(G, B)`` (or ``(B,)``) labels."""
+    def __call__(
+        self, dist: torch.Tensor, labels: torch.Tensor, *, dim: int, warn: bool = True, overwrite: bool = False
+    ) -> Tuples:
+        """Select tuples from a ``(G, B, B)`` (or ``(B, B)``) distance matrix and ``(G, B)`` (or ``(B,)``) labels.
+
+        ``overwrite=True`` allows the sampler to use ``dist`` as scratch space (its values are garbage afterwards);
+        a loss passes it for the matrix it computed only for the selection.
+        """
         dist = dist.detach()
         if dist.dim() == 2:
             dist, labels = dist.unsqueeze(0), labels.unsqueeze(0)
         n_groups, batch = labels.shape
         gen = self.generator(dist.device)
-        same, different = label_masks(labels)
-        if self.exclude_duplicates is not None:
-            same = same & (dist > self.exclude_duplicates)
+        # The built-in nearest/farthest rules (not subclasses, which may redefine _pick) have an exact fast path.
+        fused_pos = batch > 0 and type(self.positive) in (EasyPositive, HardPositive)
+        fused_neg = (
+            fused_pos
+            and type(self.negative) in (HardNegative, SemiHardNegative)
+            and fused_negatives_apply(dist, self.negative.name)
+        )
+        segments = LabelSegments(labels) if fused_pos else None
+        if fused_neg:
+            masks = None
+        elif fused_pos:
+            masks = (None, labels.unsqueeze(-1) != labels.unsqueeze(-2))  # only the different-label mask is read
+        else:
+            masks = label_masks(labels)
 
-        positives = self.positive.select(dist, same, gen)
-        has_positive = torch.zeros(n_groups, batch, dtype=torch.bool, device=dist.device)
-        has_positive[positives.g, positives.a] = True
-        n_without_pos = int(n_groups * batch - has_positive.sum())
+        if fused_pos:
+            p_index, has_positive = fused_positives(dist, segments, self.positive.name, self.exclude_duplicates)
+            g, a = has_positive.nonzero(as_tuple=True)
+            positives = Pairs(g, a, p_index[g, a])
+        else:
+            same = masks[0] if self.exclude_duplicates is None else masks[0] & (dist > self.exclude_duplicates)
+            positives = self.positive.select(dist, same, gen)
+            has_positive = torch.zeros(n_groups, batch, dtype=torch.bool, device=dist.device)
+            has_positive[positives.g, positives.a] = True
+        n_without_pos = int(n_groups * batch - len(positives)) if fused_pos else int((~has_positive).sum())
         if warn and len(positives) == 0:
             warnings.warn(
                 f"no anchor in the batch has a valid positive ({n_without_pos} anchors dropped); the loss is 0",
@@ -89,29 +113,38 @@ class Sampler:
             )
 
         if not self.negative.per_pair:
-            neg_mask = different & has_positive.unsqueeze(-1)
-            g, a, n = neg_mask.nonzero(as_tuple=True)
-            lacks_negative = has_positive & ~neg_mask.any(-1)
+            neg_mask = masks[1] if n_without_pos == 0 else masks[1] & has_positive.unsqueeze(-1)
+            # An anchor has a different-label sample unless its label fills the batch.
+            count = segments.count if segments is not None else LabelSegments(labels).count
             return Tuples(
                 positive_pairs=positives,
-                negative_pairs=Pairs(g, a, n),
+                negative_pairs=MaskPairs(neg_mask),
                 n_groups=n_groups,
                 batch_size=batch,
                 anchors_without_positive=n_without_pos,
-                anchors_without_negative=int(lacks_negative.sum()),
+                anchors_without_negative=int((has_positive & (count == batch)).sum()),
                 _negative_mask=neg_mask,
             )
 
-        triplets = self.negative.select(dist, different, positives, gen, dim)
-        kept = torch.zeros(n_groups, batch, dtype=torch.bool, device=dist.device)
-        kept[triplets.g, triplets.a] = True
+        if fused_neg:
+            d_ap = dist.gather(-1, p_index.unsqueeze(-1)).squeeze(-1)
+            n_index, has_negative = fused_negatives(dist, segments, self.negative.name, d_ap, overwrite=overwrite)
+            kept_mask = has_positive & has_negative
+            g, a = kept_mask.nonzero(as_tuple=True)
+            triplets = Triplets(g, a, p_index[g, a], n_index[g, a])
+            without_negative = int((kept_mask ^ has_positive).sum())
+        else:
+            triplets = self.negative.select(dist, masks[1], positives, gen, dim)
+            kept = torch.zeros(n_groups, batch, dtype=torch.bool, device=dist.device)
+            kept[triplets.g, triplets.a] = True
+            without_negative = int((has_positive & ~kept).sum())
         return Tuples(
             positive_pairs=triplets.positive_pairs,
             negative_pairs=triplets.negative_pairs,
             n_groups=n_groups,
             batch_size=batch,
             anchors_without_positive=n_without_pos,
-            anchors_without_negative=int((has_positive & ~kept).sum()),
+            anchors_without_negative=without_negative,
             _triplets=triplets,
         )
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Pairs", "Triplets", "Tuples"]
+__all__ = ["MaskPairs", "Pairs", "Triplets", "Tuples"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,36 @@ class Pairs:
         out = torch.zeros(n_groups, batch_size, batch_size, dtype=torch.bool, device=self.a.device)
         out[self.g, self.a, self.b] = True
         return out
+
+
+class MaskPairs(Pairs):
+    """The True entries of a dense ``(G, B, B)`` mask as :class:`Pairs`, listed (``nonzero``) only when first read.
+
+    Listing every (anchor, negative) pair of a large batch costs O(B^2) int64 memory, three times the mask's float
+    size, and losses that work on the dense mask never need it.
+    """
+
+    def __init__(self, mask: torch.Tensor) -> None:  # noqa: D107 - no dataclass fields are set; they are properties
+        object.__setattr__(self, "_mask", mask)
+        object.__setattr__(self, "_listed", None)
+
+    def _list(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if self._listed is None:
+            object.__setattr__(self, "_listed", self._mask.nonzero(as_tuple=True))
+        return self._listed
+
+    g = property(lambda self: self._list()[0])
+    a = property(lambda self: self._list()[1])
+    b = property(lambda self: self._list()[2])
+
+    def __len__(self) -> int:
+        return int(self._mask.sum()) if self._listed is None else int(self._listed[1].numel())
+
+    def mask(self, n_groups: int, batch_size: int) -> torch.Tensor:
+        return self._mask
+
+    def __repr__(self) -> str:
+        return f"MaskPairs({len(self)} pairs)"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,163 @@
+"""``python -m collapse.bench``: our losses, samplers and metrics against pytorch-metric-learning, timed and checked.
+
+Examples::
+
+    python -m collapse.bench --quick                 # about a minute on 2 CPU cores
+    python -m collapse.bench --quick --readme        # and rewrite the README "Performance" section
+    python -m collapse.bench --device cuda --compile # GPU rows, our step through torch.compile
+
+Exit status: 0 when every correctness check passed, 1 when one failed (each failure is named), 2 on bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+from collapse._validation import check_choice, check_int, check_real
+from collapse.bench.loss_cases import LOSS_CASES
+from collapse.bench.report import format_table, markdown_section, rewrite_readme, target_verdicts, write_results
+from collapse.bench.runner import SECTIONS, BenchConfig, run_benchmark
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage dump: the message names the flag
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _OneLineParser(
+        prog="python -m collapse.bench",
+        description="Time our losses (with their samplers, forward + backward) and retrieval metrics against "
+        "pytorch-metric-learning on the same inputs, check in the same run that both compute the same values, "
+        "and report the phase-diagram sweep throughput. Prints a table, writes JSON and CSV; exits 1 if a check "
+        "fails.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="B in 128, 512, 2048, N = 10k, fewer repeats (1-2 min on 2 cores); without it B goes to 8192 and N to "
+        "100k (about half an hour)",
+    )
+    p.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N)")
+    p.add_argument("--out", default="results/bench", help="folder for bench.json and bench.csv")
+    p.add_argument(
+        "--readme",
+        nargs="?",
+        const=str(README),
+        default=None,
+        metavar="PATH",
+        help="rewrite the Performance section (between <!-- bench:start --> and <!-- bench:end -->) of this README; "
+        "given without a path: the repository's README.md",
+    )
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads for every row (None: torch's)")
+    p.add_argument("--compile", action="store_true", help="run our loss forward through torch.compile "
+                   "(reduce-overhead mode, i.e. CUDA graphs where possible, on CUDA)")
+    p.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {', '.join(SECTIONS)}")
+    p.add_argument("--losses", default="all", help=f"comma-separated loss cases or 'all': {'; '.join(LOSS_CASES)}")
+    p.add_argument("--batch-sizes", default=None, help="comma-separated B for the loss rows (overrides the mode)")
+    p.add_argument("--eval-sizes", default=None, help="comma-separated N for the retrieval rows")
+    p.add_argument("--nmi-sizes", default=None, help="comma-separated N for the NMI rows (empty string: none)")
+    p.add_argument("--repeats", type=int, default=None, help="timed calls per side and row (at most)")
+    p.add_argument("--budget", type=float, default=None, help="seconds of timed calls per side and row (at most)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def _sizes(flag: str, value: str | None) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    try:
+        sizes = tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise ValueError(f"{flag} must be comma-separated integers, got {value!r}") from None
+    return tuple(check_int(flag, s, low=4) for s in sizes)
+
+
+def _names(flag: str, value: str, allowed) -> tuple[str, ...]:
+    allowed = tuple(allowed)
+    items = allowed if value == "all" else tuple(v.strip() for v in value.split(",") if v.strip())
+    if not items:
+        raise ValueError(f"{flag} must name at least one of: {'; '.join(allowed)}")
+    return tuple(check_choice(flag, v, allowed) for v in items)
+
+
+def config_from_args(args: argparse.Namespace, argv: list[str]) -> BenchConfig:
+    device = args.device
+    if not (device == "cpu" or device.startswith("cuda")):
+        raise ValueError(f"--device must be cpu or cuda[:N], got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: CUDA is not available on this machine (no GPU, or a CPU-only torch)")
+    kw = {
+        "device": device,
+        "threads": None if args.threads is None else check_int("--threads", args.threads, low=1),
+        "batch_sizes": _sizes("--batch-sizes", args.batch_sizes),
+        "eval_sizes": _sizes("--eval-sizes", args.eval_sizes),
+        "nmi_sizes": _sizes("--nmi-sizes", args.nmi_sizes),
+        "sections": _names("--sections", args.sections, SECTIONS),
+        "loss_cases": _names("--losses", args.losses, LOSS_CASES),
+        "repeats": None if args.repeats is None else check_int("--repeats", args.repeats, low=1),
+        "budget": None if args.budget is None else check_real("--budget", args.budget, low=0.0, low_inclusive=False),
+        "compile": args.compile,
+        "seed": check_int("--seed", args.seed, low=0),
+        "command": "python -m collapse.bench " + " ".join(argv),
+    }
+    if args.quick:
+        return BenchConfig.quick_defaults(**kw)
+    return BenchConfig(**{k: v for k, v in kw.items() if v is not None})
+
+
+def _warn_if_busy() -> None:
+    try:
+        load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    except OSError:
+        return
+    if load > 0.5 * cores:
+        print(
+            f"warning: load average {load:.1f} on {cores} cores before the start: other processes compete for the "
+            "CPU, so wall-clock times (both sides) are noisy; the load is recorded in bench.json",
+            file=sys.stderr,
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(args, argv)
+    except (ValueError, TypeError) as exc:
+        parser.error(str(exc))
+    _warn_if_busy()
+    result = run_benchmark(config, progress=not args.no_progress)
+    result["targets"] = target_verdicts(result["rows"], torch.device(config.device).type)
+    print(format_table(result["rows"]))
+    for r in result["rows"]:
+        if r.get("note"):
+            print(f"  note: {r['case']} ({r['size']}): {r['note']}")
+    print()
+    for t in result["targets"]:
+        print(f"target: {t['target']}: {t['verdict']} ({t['detail']})")
+    paths = write_results(args.out, result)
+    print(f"wrote {', '.join(str(p) for p in paths)} in {result['elapsed_s']:.0f} s")
+    if args.readme is not None:
+        changed = rewrite_readme(args.readme, markdown_section(result))
+        print(f"{'rewrote' if changed else 'unchanged:'} the Performance section of {args.readme}")
+    if result["failures"]:
+        for f in result["failures"]:
+            print(f"CHECK FAILED: {f}", file=sys.stderr)
+        return 1
+    print("all correctness checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

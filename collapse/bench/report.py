@@ -1,0 +1,162 @@
+"""Benchmark output: the printed table, the JSON/CSV files and the README "Performance" section.
+
+The README section is the text between the markers :data:`START` and :data:`END`; :func:`rewrite_readme` replaces
+only that text (appending a ``## Performance`` section with the markers if the README has none yet), so running it
+twice with the same result leaves the file unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from collapse.io import write_csv, write_json, write_text
+
+__all__ = ["END", "START", "format_table", "markdown_section", "rewrite_readme", "target_verdicts", "write_results"]
+
+START = "<!-- bench:start -->"
+END = "<!-- bench:end -->"
+
+#: (row key, header, width); numbers are formatted by :func:`_cell`.
+COLUMNS = (
+    ("section", "section", 6),
+    ("case", "case", 32),
+    ("size", "size", 7),
+    ("ours_ms", "ours ms", 9),
+    ("pml_ms", "PML ms", 9),
+    ("ratio", "PML/ours", 8),
+    ("ours_peak_mb", "ours MB", 12),
+    ("pml_peak_mb", "PML MB", 12),
+    ("check", "check", 6),
+)
+
+
+def _cell(key: str, value: object, row: dict | None = None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if key == "ratio":
+        return f"{value:.1f}x"
+    if key in ("ours_ms", "pml_ms"):
+        return f"{value:.3g}" if value < 100 else f"{value:.0f}"
+    if key in ("ours_peak_mb", "pml_peak_mb"):
+        rise = (row or {}).get(key.replace("peak", "rise"))
+        return f"{value:.0f}" + ("" if rise is None else f" (+{rise:.0f})")
+    return str(value)
+
+
+def format_table(rows: Sequence[dict]) -> str:
+    """A fixed-width text table, one line per row."""
+    head = "  ".join(h.ljust(w) if i < 3 else h.rjust(w) for i, (_, h, w) in enumerate(COLUMNS))
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        cells = []
+        for i, (key, _, width) in enumerate(COLUMNS):
+            text = _cell(key, r.get(key), r)
+            cells.append(text.ljust(width) if i < 3 else text.rjust(width))
+        lines.append("  ".join(cells))
+    return "\n".join(lines)
+
+
+def target_verdicts(rows: Sequence[dict], device: str) -> list[dict]:
+    """The targets of the benchmark (issue 6), each ``met``, ``missed`` or ``not measured``, with the numbers."""
+    out = []
+    loss_rows = [r for r in rows if r["section"] == "loss" and not r.get("reference")]
+    cpu = device == "cpu"
+    for case in dict.fromkeys(r["case"] for r in loss_rows):
+        big = [r for r in loss_rows if r["case"] == case and r["size"] >= 512 and r.get("ratio") is not None]
+        if cpu and big:
+            worst = min(big, key=lambda r: r["ratio"])
+            out.append(
+                _verdict(
+                    f"{case}: >= 4x faster than PML at B >= 512 (CPU)",
+                    worst["ratio"] >= 4.0,
+                    f"lowest ratio {worst['ratio']:.1f}x at B={worst['size']}",
+                )
+            )
+    for r in loss_rows:
+        if cpu and r["size"] == 8192:
+            peak = r.get("ours_peak_mb")
+            out.append(
+                _verdict(f"{r['case']}: B=8192 under 2 GB peak (CPU)", None if peak is None else peak < 2048,
+                         "not measured" if peak is None else f"{peak:.0f} MB process peak")
+            )
+    for r in rows:
+        if r["section"] == "eval" and r["case"] == "retrieval" and r["size"] >= 100_000:
+            peak = r.get("ours_peak_mb")
+            out.append(
+                _verdict("evaluation at N=100k: under 2 GB peak", None if peak is None else peak < 2048,
+                         "not measured" if peak is None else f"{peak:.0f} MB process peak")
+            )
+            if r.get("ratio") is not None:
+                ok = r["ratio"] >= 1.0
+                out.append(_verdict("evaluation at N=100k: no slower than PML", ok, f"PML/ours {r['ratio']:.2f}"))
+    if cpu:
+        gpu = ("GPU: 5x faster than PML at B=128", "GPU: <= 2 ms at B=8192", "GPU: <= 0.6x PML peak memory at B=8192")
+        for name in gpu:
+            out.append({"target": name, "verdict": "not measured", "detail": "run with --device cuda on a GPU"})
+    return out
+
+
+def _verdict(name: str, met: bool | None, detail: str) -> dict:
+    verdict = "not measured" if met is None else ("met" if met else "missed")
+    return {"target": name, "verdict": verdict, "detail": detail}
+
+
+def write_results(out_dir: str | Path, result: dict, stem: str = "bench") -> list[Path]:
+    """``<stem>.json`` (everything) and ``<stem>.csv`` (the rows), both written atomically."""
+    out_dir = Path(out_dir)
+    return [write_json(out_dir / f"{stem}.json", result), write_csv(out_dir / f"{stem}.csv", result["rows"])]
+
+
+def markdown_section(result: dict) -> str:
+    """The README text between the markers: how it was made, the machine, the table and the targets."""
+    m = result["machine"]
+    cfg = result["config"]
+    lines = [
+        f"Generated by `{cfg['command']}` ({result['elapsed_s']:.0f} s) on {m['cpu']}, {m['cores']} cores, "
+        f"{m['torch_threads']} torch threads, torch {m['torch']}, pytorch-metric-learning "
+        f"{m['pytorch_metric_learning']}, device `{cfg['device']}`"
+        + (f" ({m['gpu']})" if m.get("gpu") else "")
+        + f"; load average at the start {_load(m)}. Median wall-clock time of a forward + backward step "
+        "(losses) or of the whole metric computation (evaluation); peak = the process's peak resident memory "
+        "during one call (CPU) or peak allocated CUDA memory, and in brackets its rise over the memory in use before "
+        "the call. EPS = easy positive sampling. Every row's check compares our result with pytorch-metric-learning's "
+        "on the same input (see `python -m collapse.bench --help` and `collapse/bench/`); the sweep row's time is per "
+        "run.",
+        "",
+        "| section | case | size | ours (ms) | PML (ms) | PML / ours | ours peak (MB) | PML peak (MB) | check |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in result["rows"]:
+        cells = [_cell(k, r.get(k), r) for k, _, _ in COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
+    if result.get("targets"):
+        lines += ["", "| target | verdict | detail |", "|---|---|---|"]
+        lines += [f"| {t['target']} | {t['verdict']} | {t['detail']} |" for t in result["targets"]]
+    notes = [r for r in result["rows"] if r.get("note")]
+    if notes:
+        lines += [""] + [f"- {r['case']} ({r['size']}): {r['note']}" for r in notes]
+    return "\n".join(lines)
+
+
+def _load(machine: dict) -> str:
+    load = machine.get("load_average")
+    return "unknown" if not load else " / ".join(f"{v:.1f}" for v in load)
+
+
+def rewrite_readme(path: str | Path, section: str) -> bool:
+    """Put ``section`` between the markers of the README at ``path``; return whether the file changed."""
+    path = Path(path)
+    text = path.read_text() if path.exists() else ""
+    block = f"{START}\n{section.strip()}\n{END}"
+    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.DOTALL)
+    if pattern.search(text):
+        new = pattern.sub(lambda _: block, text, count=1)
+    else:
+        new = text.rstrip("\n") + ("\n\n" if text else "") + f"## Performance\n\n{block}\n"
+    if new == text:
+        return False
+    write_text(path, new)
+    return True

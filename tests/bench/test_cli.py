@@ -1,0 +1,97 @@
+"""``python -m collapse.bench`` end to end at tiny sizes: files, exit status, one-line argument errors; peak memory and
+the compiled step. No test asserts a wall-clock time."""
+
+import json
+
+import pytest
+import torch
+
+from collapse.bench import __main__ as cli
+from collapse.bench import loss_cases
+from collapse.bench.measure import peak_memory, time_pair
+from collapse.losses import make_loss
+
+TINY = ["--batch-sizes", "16", "--eval-sizes", "200", "--nmi-sizes", "", "--repeats", "1", "--budget", "0.2",
+        "--no-progress", "--threads", "1"]
+
+
+def test_tiny_run_writes_files_and_passes(tmp_path, capsys):
+    code = cli.main([*TINY, "--sections", "loss,eval", "--out", str(tmp_path), "--readme", str(tmp_path / "R.md")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    data = json.loads((tmp_path / "bench.json").read_text())
+    assert {r["section"] for r in data["rows"]} == {"loss", "eval"}
+    assert all(r["check"] in ("ok", "n/a") for r in data["rows"])
+    assert "all correctness checks passed" in out and "triplet EPS/semihard" in out
+    assert "<!-- bench:start -->" in (tmp_path / "R.md").read_text()
+
+
+def test_a_failed_check_exits_1_and_names_the_case(tmp_path, capsys, monkeypatch):
+    case = loss_cases.LOSS_CASES["triplet EPS/semihard"]
+    wrong = loss_cases.LossCase(case.name, lambda: make_loss("triplet", "hard", "semihard"), case.pml, case.check, "")
+    monkeypatch.setitem(loss_cases.LOSS_CASES, case.name, wrong)
+    code = cli.main([*TINY, "--sections", "loss", "--losses", case.name, "--out", str(tmp_path)])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "CHECK FAILED: triplet EPS/semihard at size 16" in captured.err
+
+
+@pytest.mark.parametrize(
+    "argv,match",
+    [
+        (["--device", "tpu"], "--device must be cpu or cuda"),
+        (["--batch-sizes", "a,b"], "--batch-sizes must be comma-separated integers"),
+        (["--batch-sizes", "2"], "--batch-sizes must be an integer in"),
+        (["--sections", "loss,gpu"], "--sections must be one of"),
+        (["--losses", "nope"], "--losses must be one of"),
+        (["--budget", "-1"], "--budget must be in"),
+    ],
+)
+def test_bad_arguments_are_one_line_errors(argv, match, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and match in err and len(err.strip().splitlines()) == 1
+
+
+def test_help_lists_the_options(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    out = capsys.readouterr().out
+    for flag in ("--quick", "--device", "--out", "--readme", "--compile", "--threads"):
+        assert flag in out
+
+
+def test_peak_memory_sees_a_large_cpu_allocation():
+    peak = peak_memory(lambda: torch.ones(64 * 1024 * 1024 // 4).add_(1).sum())
+    if peak.peak_mb is None:
+        pytest.skip("no /proc/self/clear_refs here")
+    assert peak.rise_mb >= 48  # a 64 MiB tensor
+
+
+def test_time_pair_runs_both_and_returns_medians():
+    calls = []
+    a, b = time_pair(lambda: calls.append("a"), lambda: calls.append("b"), repeats=3, warmup=1, rounds=2)
+    # Round 1: a warm-up and 2 timed calls per side; round 2: a warm-up and 1 timed call.
+    assert "".join(calls) == "aaabbbaabb" and a >= 0 and b >= 0
+    assert time_pair(None, lambda: None, repeats=1, warmup=0)[0] is None
+
+
+def test_compiled_step_equals_eager():
+    x, y = loss_cases.make_batch(24, 8, seed=0)
+    loss = make_loss("triplet", "easy", "semihard")
+    eager = loss_cases.ours_step(loss, x, y)()
+    compiled = loss_cases.ours_step(loss, x, y, compiled=True, backend="eager")()
+    torch.testing.assert_close(compiled, eager)
+
+
+def test_sweep_row_reports_both_rates(tmp_path, monkeypatch, capsys):
+    from collapse.bench import sweep_case
+
+    fake = {"runs": 48, "steps": 100, "grid": "g", "batched_seconds": 4.0, "batched_runs_per_s": 12.0,
+            "runs_per_program": 12, "unbatched_seconds": 24.0, "unbatched_runs_per_s": 2.0, "speedup": 6.0}
+    monkeypatch.setattr(sweep_case, "sweep_throughput", lambda quick: fake)
+    assert cli.main([*TINY, "--sections", "sweep", "--out", str(tmp_path)]) == 0
+    row = json.loads((tmp_path / "bench.json").read_text())["rows"][0]
+    assert row["size"] == 48 and row["ours_ms"] == pytest.approx(1000 * 4.0 / 48)
+    assert "12.0 runs/s batched" in row["note"] and "(6.0x)" in row["note"]

@@ -1,0 +1,84 @@
+"""Table, JSON/CSV files and the README section rewrite (idempotent, touching nothing outside the markers)."""
+
+import csv
+import json
+
+from collapse.bench.report import (
+    END,
+    START,
+    format_table,
+    markdown_section,
+    rewrite_readme,
+    target_verdicts,
+    write_results,
+)
+
+ROWS = [
+    {"section": "loss", "case": "triplet EPS/semihard", "size": 512, "ours_ms": 1.5, "pml_ms": 9.0, "ratio": 6.0,
+     "ours_peak_mb": 300.0, "pml_peak_mb": 320.0, "check": "ok", "note": None},
+    {"section": "loss", "case": "triplet EPS/semihard", "size": 8192, "ours_ms": 250.0, "pml_ms": None, "ratio": None,
+     "ours_peak_mb": 1200.0, "pml_peak_mb": None, "check": "n/a", "note": "PML not run"},
+    {"section": "eval", "case": "retrieval", "size": 100_000, "ours_ms": 30000.0, "pml_ms": 36000.0, "ratio": 1.2,
+     "ours_peak_mb": 900.0, "pml_peak_mb": 1500.0, "check": "FAILED", "note": None},
+]
+
+
+def _result():
+    return {
+        "config": {"command": "python -m collapse.bench --quick", "device": "cpu"},
+        "machine": {"cpu": "Test CPU", "cores": 2, "torch_threads": 2, "torch": "2.13.0",
+                    "pytorch_metric_learning": "2.9.0", "load_average": [0.5, 0.4, 0.3]},
+        "rows": ROWS,
+        "elapsed_s": 12.0,
+        "targets": target_verdicts(ROWS, "cpu"),
+    }
+
+
+def test_table_has_every_row_and_formats_missing_values():
+    text = format_table(ROWS)
+    lines = text.splitlines()
+    assert len(lines) == 2 + len(ROWS)
+    assert "6.0x" in lines[2] and "FAILED" in lines[4]
+    assert " - " in lines[3] or lines[3].split()[4] == "-"
+
+
+def test_targets():
+    verdicts = {t["target"]: t for t in target_verdicts(ROWS, "cpu")}
+    assert verdicts["triplet EPS/semihard: >= 4x faster than PML at B >= 512 (CPU)"]["verdict"] == "met"
+    assert verdicts["triplet EPS/semihard: B=8192 under 2 GB peak (CPU)"]["verdict"] == "met"
+    assert verdicts["evaluation at N=100k: no slower than PML"]["verdict"] == "met"
+    assert all(t["verdict"] == "not measured" for name, t in verdicts.items() if name.startswith("GPU"))
+
+
+def test_json_and_csv(tmp_path):
+    paths = write_results(tmp_path / "out", _result())
+    data = json.loads(paths[0].read_text())
+    assert data["rows"][0]["ratio"] == 6.0 and data["machine"]["cpu"] == "Test CPU"
+    with open(paths[1]) as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["case"] for r in rows] == [r["case"] for r in ROWS]
+    assert not list((tmp_path / "out").glob(".*.tmp"))  # atomic writes leave no temporary files
+
+
+def test_readme_rewrite_is_idempotent_and_local(tmp_path):
+    readme = tmp_path / "README.md"
+    before = "# Project\n\nIntro.\n\n## Performance\n\n" + START + "\nold table\n" + END + "\n\n## After\n\nKept.\n"
+    readme.write_text(before)
+    section = markdown_section(_result())
+    assert rewrite_readme(readme, section)
+    once = readme.read_text()
+    assert not rewrite_readme(readme, section)
+    assert readme.read_text() == once
+    head, rest = once.split(START)
+    body, tail = rest.split(END)
+    assert head == before.split(START)[0] and tail == before.split(END)[1]
+    assert "old table" not in body and "| triplet EPS/semihard | 512 |" in body and "Test CPU" in body
+
+
+def test_readme_without_markers_gets_one_section(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# Project\n")
+    assert rewrite_readme(readme, "table")
+    text = readme.read_text()
+    assert text == f"# Project\n\n## Performance\n\n{START}\ntable\n{END}\n"
+    assert not rewrite_readme(readme, "table")
