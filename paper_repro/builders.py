@@ -15,6 +15,7 @@ import numpy as np
 from collapse.losses import MetricLoss, make_loss
 from paper_repro import transforms as T
 from paper_repro.config import TrainConfig
+from paper_repro.label_noise import with_label_noise
 
 __all__ = [
     "TEST_SUBSET_SEED",
@@ -48,11 +49,12 @@ def load_split(cfg: TrainConfig, split: str):
 
 
 def load_train(cfg: TrainConfig, dataset=None):
-    """The training split (or ``dataset``), reduced to ``cfg.train_samples`` images when set."""
+    """The training split (or ``dataset``), reduced to ``cfg.train_samples`` images when set, its labels corrupted
+    by ``cfg.label_noise`` (:func:`paper_repro.label_noise.with_label_noise`; ``dataset`` itself is not modified)."""
     data = dataset if dataset is not None else load_split(cfg, "train")
     if cfg.train_samples is not None:
         data = data.subset(stratified_subset(_strata(data), cfg.train_samples, cfg.seed))
-    return data
+    return with_label_noise(data, cfg.label_noise, cfg.noise_kind, seed=cfg.seed)
 
 
 def load_test(cfg: TrainConfig, dataset=None):

@@ -3,6 +3,8 @@
 Every field is a plain JSON value, so ``TrainConfig.from_dict(json.load(...))`` rebuilds a run exactly.
 ``train_samples`` / ``eval_samples`` keep a stratified random subset of that many training / test images (the
 training subset depends on ``seed``; the test subset does not, so every run of a study is scored on the same images).
+``label_noise`` > 0 corrupts the *training* labels once, a pure function of ``seed`` (``noise_kind`` one of
+:data:`collapse.data.NOISE_MODELS`, see :mod:`paper_repro.label_noise`); test labels stay clean.
 ``dataset_options`` are extra keyword options of the data set's loader (``paper_repro.datasets.dataset_options``
 lists them), e.g. ``{"split_on": "fine"}`` to hold out fine classes inside every coarse class with ``zero_shot``.
 ``None`` in ``negative`` keeps the loss's published negative rule (:func:`collapse.losses.default_negative`);
@@ -16,6 +18,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 
 from collapse._validation import check_choice, check_int, check_real
+from collapse.data import NOISE_MODELS
 from collapse.losses import LOSSES
 from collapse.sampling import NEGATIVE_RULES, POSITIVE_RULES
 
@@ -40,6 +43,8 @@ class TrainConfig:
     skip_bad: bool = False
     train_samples: int | None = None
     eval_samples: int | None = None
+    label_noise: float = 0.0
+    noise_kind: str = "symmetric"
     loss: str = "triplet"
     positive: str = "easy"
     negative: str | None = None
@@ -85,6 +90,8 @@ class TrainConfig:
             check_int("train_samples", self.train_samples, low=2)
         if self.eval_samples is not None:
             check_int("eval_samples", self.eval_samples, low=2)
+        check_real("label_noise", self.label_noise, low=0.0, high=1.0, high_inclusive=False)
+        check_choice("noise_kind", self.noise_kind, NOISE_MODELS)
         check_real("lr", self.lr, low=0.0, low_inclusive=False)
         check_real("weight_decay", self.weight_decay, low=0.0)
         check_int("dim", self.dim, low=1)

@@ -17,18 +17,30 @@ class) falls towards its chance level, while coarse Recall@1 may stay high.
 Zero-shot study (claim C8 in miniature): MNIST digits 0-4 train, unseen digits 5-9 test (labels = digits),
 triplet loss with semi-hard negatives, random vs easy positives.
 
+Label-noise study (``python -m paper_repro.experiments noisy``): the theory (``docs/theory.md``) says that class
+collapse under random positives needs label noise: mislabelled images keep triplets active and pull the modes of a
+class together, while easy positives keep them apart. So the same study, but the coarse *training* labels are
+corrupted once per seed (``--label-noise``, default 0.3 symmetric; :mod:`paper_repro.label_noise`), the test labels
+clean, trained longer (1200 steps, evaluated at 600 too, the clean study's length) so that collapse can develop, on
+Fashion-MNIST superclasses by default. The rate 0.3 was chosen by a one-seed pilot over 0.1, 0.2, 0.3 (triplet): the
+level where random positives lost the most fine structure relative to the clean study. With easy
+positives the semi-hard negatives (farther than the positive) are nearly the hardest ones, so triplet runs both with
+semi-hard negatives and with all negatives (:data:`NOISY_NEGATIVES`), a rule that does not depend on the positive.
+Its rows have ``study`` = ``collapse-noise0.3`` (``collapse-noise0.3-pair_flip`` for other noise kinds).
+
 Every run is a :func:`paper_repro.train.train` run in its own directory under ``--out-dir``; finished runs are
-skipped and interrupted ones resumed, so the command can be re-run at will. The results table (mean +- std over
-seeds of coarse Recall@1, fine Recall@1 within coarse, NMI, MAP@R, and the paired easy - random difference) is
-written to ``<out-dir>/collapse_table.{csv,json,md}`` and ``figures/paper_repro_table.md``;
-``--table-only`` rebuilds it from the saved runs without training.
+skipped and interrupted ones resumed, so the command can be re-run at will. Each study's results table (mean +- std
+over seeds of coarse Recall@1, fine Recall@1 within coarse, NMI, MAP@R, sub-mode NMI, and the paired easy - random
+difference) is written to ``<out-dir>/<study>_table.{csv,json,md}`` (``collapse_table.*``,
+``collapse-noise0.3_table.*``); the full studies (>= 3 seeds, not ``--quick``) of ``<out-dir>`` are gathered into
+``figures/paper_repro_table.md`` and its machine-readable twin ``figures/paper_repro_table.json`` (read by
+``python -m collapse.claims``). ``--table-only`` rebuilds them from the saved runs without training.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections import defaultdict
@@ -41,8 +53,9 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from collapse._validation import check_int
-from collapse.io import write_csv, write_json
+from collapse._validation import check_int, check_real
+from collapse.data import NOISE_MODELS
+from collapse.io import write_csv, write_json, write_text
 from collapse.losses import default_negative
 from paper_repro.config import TrainConfig
 
@@ -50,6 +63,8 @@ __all__ = [
     "COLLAPSE_DATASETS",
     "COLLAPSE_LOSSES",
     "FULL",
+    "NOISY",
+    "NOISY_NEGATIVES",
     "QUICK",
     "Planned",
     "Settings",
@@ -58,21 +73,34 @@ __all__ = [
     "plan_collapse",
     "run_plan",
     "summarise",
+    "write_figure",
     "write_tables",
 ]
 
 COLLAPSE_DATASETS = ("fashion-mnist-super", "mnist-groups")
 #: loss -> negative rule used with *both* positive rules (None = the loss's published default).
 COLLAPSE_LOSSES: dict[str, str | None] = {"triplet": "semihard", "margin": None, "multisimilarity": None}
+#: The label-noise study's negative rules per loss. With easy positives, semi-hard negatives (farther than the
+#: positive) become nearly the hardest ones, so triplet also runs with all negatives, a rule that does not depend
+#: on the positive: the random vs easy comparison is then about the positives alone.
+NOISY_NEGATIVES: dict[str, tuple[str | None, ...]] = {
+    "triplet": ("semihard", "all"),
+    "margin": (None,),
+    "multisimilarity": (None,),
+}
+NOISY_DATASETS = ("fashion-mnist-super",)
 POSITIVES = ("random", "easy")
 ZERO_SHOT = {"dataset": "mnist", "loss": "triplet", "negative": "semihard"}
 METRICS = ("recall_at_1", "fine_recall_at_1_within_coarse", "fine_chance", "nmi", "map_at_r", "submode_nmi")
 TABLE_MD = Path("figures/paper_repro_table.md")
+#: The machine-readable twin of TABLE_MD (what ``python -m collapse.claims`` reads on a fresh clone).
+TABLE_JSON = Path("figures/paper_repro_table.json")
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Training size of every run of a study (chosen for the 2-core CPU budget, see the README)."""
+    """Training size of every run of a study (chosen for the 2-core CPU budget, see the README), and the noise
+    on its coarse training labels (:mod:`paper_repro.label_noise`; 0 for the clean study)."""
 
     steps: int = 600
     batch_classes: int = 3
@@ -81,10 +109,24 @@ class Settings:
     eval_samples: int | None = 3000
     lr: float = 1e-3
     dim: int = 128
+    label_noise: float = 0.0
+    noise_kind: str = "symmetric"
+    #: Evaluate every this many steps as well as at the end (None: at the end only); the final row is the table's.
+    eval_every: int | None = None
+
+    @property
+    def study(self) -> str:
+        """``collapse`` without noise, e.g. ``collapse-noise0.2`` (``-pair_flip`` etc. appended for other kinds)."""
+        if not self.label_noise:
+            return "collapse"
+        kind = "" if self.noise_kind == "symmetric" else f"-{self.noise_kind}"
+        return f"collapse-noise{self.label_noise:g}{kind}"
 
 
 FULL = Settings()
 QUICK = Settings(steps=40, samples_per_class=8, train_samples=2000, eval_samples=600)
+#: The label-noise study: longer training, so that collapse has time to develop (see the module docstring).
+NOISY = Settings(steps=1200, label_noise=0.3, eval_every=600)
 
 
 @dataclass(frozen=True)
@@ -113,31 +155,45 @@ def plan_collapse(
     datasets: Sequence[str] = COLLAPSE_DATASETS,
     losses: Sequence[str] = tuple(COLLAPSE_LOSSES),
     zero_shot: bool = True,
+    negatives: dict[str, Sequence[str | None]] | None = None,
 ) -> list[Planned]:
     """Every run of the class-collapse study (and the zero-shot comparison), seeds innermost-but-one so that the
-    random/easy pair of a seed finishes together and a partial table is already balanced."""
+    random/easy pair of a seed finishes together and a partial table is already balanced.
+
+    The study is ``settings.study`` (``collapse``, or ``collapse-noise0.2`` with label noise), its runs under
+    ``<out_dir>/<study>/<dataset>/``. ``negatives`` maps a loss to the negative rules it runs with (each with
+    both positive rules; None = the loss's default); default :data:`COLLAPSE_LOSSES`, one rule per loss. A run
+    with the loss's rule of :data:`COLLAPSE_LOSSES` is named ``<loss>-<positive>-seed<s>``, one with another rule
+    ``<loss>-<negative>-<positive>-seed<s>``.
+    """
     seeds = check_int("seeds", seeds, low=1)
     out_dir = Path(out_dir)
-    base = dict(root=root, eval_every=settings.steps, **{k: v for k, v in asdict(settings).items()})
+    base = {k: v for k, v in asdict(settings).items() if k != "eval_every"}
+    base |= {"root": root, "eval_every": min(settings.eval_every or settings.steps, settings.steps)}
+    study = settings.study
+    negatives = negatives if negatives is not None else {k: (v,) for k, v in COLLAPSE_LOSSES.items()}
     runs: list[Planned] = []
     for seed in range(seeds):
         for dataset in datasets:
             for loss in losses:
-                if loss not in COLLAPSE_LOSSES:
-                    raise ValueError(f"loss must be one of {', '.join(COLLAPSE_LOSSES)}; got {loss!r}")
-                neg = COLLAPSE_LOSSES[loss]
-                for pos in POSITIVES:
-                    out = out_dir / "collapse" / dataset / f"{loss}-{pos}-seed{seed}"
-                    cfg = TrainConfig(out=str(out), dataset=dataset, loss=loss, positive=pos, negative=neg, seed=seed,
-                                      **base)  # fmt: skip
-                    runs.append(Planned("collapse", dataset, loss, pos, neg or default_negative(loss), seed, cfg))
+                if loss not in COLLAPSE_LOSSES or loss not in negatives:
+                    allowed = [x for x in COLLAPSE_LOSSES if x in negatives]
+                    raise ValueError(f"loss must be one of {', '.join(allowed)}; got {loss!r}")
+                for neg in negatives[loss]:
+                    used = neg or default_negative(loss)
+                    tag = "" if neg == COLLAPSE_LOSSES[loss] else f"-{used}"
+                    for pos in POSITIVES:
+                        out = out_dir / study / dataset / f"{loss}{tag}-{pos}-seed{seed}"
+                        cfg = TrainConfig(out=str(out), dataset=dataset, loss=loss, positive=pos, negative=neg,
+                                          seed=seed, **base)  # fmt: skip
+                        runs.append(Planned(study, dataset, loss, pos, used, seed, cfg))
         if zero_shot:
-            z = ZERO_SHOT
+            z, zs_study = ZERO_SHOT, "zero-shot" + study.removeprefix("collapse")  # zero-shot-noise0.2 with noise
             for pos in POSITIVES:
-                out = out_dir / "zero-shot" / z["dataset"] / f"{z['loss']}-{pos}-seed{seed}"
+                out = out_dir / zs_study / z["dataset"] / f"{z['loss']}-{pos}-seed{seed}"
                 cfg = TrainConfig(out=str(out), dataset=z["dataset"], zero_shot=True, loss=z["loss"], positive=pos,
                                   negative=z["negative"], seed=seed, **base)  # fmt: skip
-                runs.append(Planned("zero-shot", z["dataset"], z["loss"], pos, z["negative"], seed, cfg))
+                runs.append(Planned(zs_study, z["dataset"], z["loss"], pos, z["negative"], seed, cfg))
     return runs
 
 
@@ -180,7 +236,7 @@ def reference_rows(runs: Sequence[Planned], out_dir: Path, *, compute: bool = Tr
             continue
         for name, metrics in saved.items():
             rows.append({"study": r.study, "dataset": r.dataset, "loss": f"({name})", "negative": "-",
-                         "positive": "-", "seed": 0, "seconds": 0.0}
+                         "positive": "-", "label_noise": None, "seed": 0, "seconds": 0.0}
                         | {m: metrics.get(m, float("nan")) for m in METRICS})  # fmt: skip
     return rows
 
@@ -240,7 +296,8 @@ def collect(runs: Sequence[Planned]) -> tuple[list[dict], int]:
             continue
         final = saved["final"]
         rows.append({"study": r.study, "dataset": r.dataset, "loss": r.loss, "negative": r.negative,
-                     "positive": r.positive, "seed": r.seed, "seconds": saved["seconds"]}
+                     "positive": r.positive, "label_noise": r.config.label_noise, "seed": r.seed,
+                     "seconds": saved["seconds"]}
                     | {m: final.get(m, float("nan")) for m in METRICS})  # fmt: skip
     return rows, missing
 
@@ -259,14 +316,15 @@ def summarise(rows: Sequence[dict]) -> list[dict]:
     out = []
     order = {"random": 0, "easy": 1}
     # Within a data set: the untrained references first, then each loss with random before easy positives.
-    for key in sorted(cells, key=lambda k: (k[0], k[1], k[4] != "-", k[2], order.get(k[4], 2))):
+    for key in sorted(cells, key=lambda k: (k[0], k[1], k[4] != "-", k[2], k[3], order.get(k[4], 2))):
         group = cells[key]
-        entry = dict(zip(("study", "dataset", "loss", "negative", "positive"), key)) | {"seeds": len(group)}
+        entry = dict(zip(("study", "dataset", "loss", "negative", "positive"), key))
+        entry |= {"label_noise": group[0].get("label_noise"), "seeds": len(group)}
         for m in METRICS:
             entry[f"{m}_mean"], entry[f"{m}_std"] = _mean_std([g[m] for g in group])
         if key[4] == "easy":
             rnd = {g["seed"]: g for g in cells.get((*key[:4], "random"), [])}
-            metric = "fine_recall_at_1_within_coarse" if key[0] == "collapse" else "recall_at_1"
+            metric = "fine_recall_at_1_within_coarse" if key[0].startswith("collapse") else "recall_at_1"
             diffs = [g[metric] - rnd[g["seed"]][metric] for g in group if g["seed"] in rnd]
             if diffs:
                 entry["easy_minus_random_metric"] = metric
@@ -283,23 +341,45 @@ def _pm(entry: dict, metric: str) -> str:
     return f"{mean:.3f}" if np.isnan(std) else f"{mean:.3f} ± {std:.3f}"
 
 
-def markdown(summary: Sequence[dict], settings: Settings, command: str, missing: int) -> str:
+def _settings_line(settings: Settings) -> str:
+    if settings.label_noise:
+        labels = (f"trained on the coarse labels with {settings.label_noise:.0%} {settings.noise_kind} label noise "
+                  "(each training label drawn once per seed, the test labels clean)")  # fmt: skip
+    else:
+        labels = "trained on the coarse labels"
+    return (
+        f"Each run: small_cnn (width 32), embedding dim {settings.dim}, Adam lr {settings.lr}, {settings.steps} steps, "
+        f"batches of {settings.batch_classes} classes x {settings.samples_per_class} images, {labels}; "
+        f"scored on {settings.eval_samples or 'all'} test images (stratified, the same for every run). "
+        "Mean ± std over seeds."
+    )
+
+
+def markdown(summary: Sequence[dict], settings: Settings, command: str, missing: int, *, level: int = 1) -> str:
+    """The table of one study: a title at heading ``level``, how to regenerate it, the settings, its sections."""
+    h1, h2 = "#" * level, "#" * (level + 1)
+    study = settings.study
+    if settings.label_noise:
+        title = (f"Class collapse on real images with {settings.label_noise:.0%} {settings.noise_kind} label noise: "
+                 "random vs easy positives")  # fmt: skip
+        section = (f"Class-collapse study (trained on noisy coarse labels, ε = {settings.label_noise:g}; "
+                   "fine labels hidden; test labels clean)")  # fmt: skip
+    else:
+        title = "Class collapse on real images: random vs easy positives"
+        section = "Class-collapse study (trained on coarse labels; fine labels hidden)"
     lines = [
-        "# Class collapse on real images: random vs easy positives",
+        f"{h1} {title}",
         "",
         f"Regenerate: `{command}` (add `--table-only` to rebuild this table from the saved runs without training).",
-        f"Each run: small_cnn (width 32), embedding dim {settings.dim}, Adam lr {settings.lr}, {settings.steps} steps, "
-        f"batches of {settings.batch_classes} classes x {settings.samples_per_class} images, trained on the coarse "
-        f"labels; scored on {settings.eval_samples or 'all'} test images (stratified, the same for every run). "
-        "Mean ± std over seeds.",
+        _settings_line(settings),
         "",
-        "## Class-collapse study (trained on coarse labels; fine labels hidden)",
+        f"{h2} {section}",
         "",
         "| dataset | loss | negatives | positives | seeds | coarse R@1 | fine R@1 within coarse (chance) | "
         "NMI | MAP@R | sub-mode NMI | easy − random, fine R@1 (easy better) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for e in (e for e in summary if e["study"] == "collapse"):
+    for e in (e for e in summary if e["study"] == study):
         diff = (f"{e['easy_minus_random_mean']:+.3f} ± {e['easy_minus_random_std']:.3f} ({e['easy_better_seeds']})"
                 if "easy_minus_random_mean" in e else "")  # fmt: skip
         lines.append(
@@ -308,11 +388,11 @@ def markdown(summary: Sequence[dict], settings: Settings, command: str, missing:
             f"({e['fine_chance_mean']:.3f}) | {_pm(e, 'nmi')} | {_pm(e, 'map_at_r')} | {_pm(e, 'submode_nmi')} | "
             f"{diff} |"
         )
-    zs = [e for e in summary if e["study"] == "zero-shot"]
+    zs = [e for e in summary if e["study"] == "zero-shot" + study.removeprefix("collapse")]
     if zs:
         lines += [
             "",
-            "## Zero-shot retrieval (train on digits 0-4, test on unseen digits 5-9)",
+            f"{h2} Zero-shot retrieval (train on digits 0-4, test on unseen digits 5-9)",
             "",
             "| dataset | loss | negatives | positives | seeds | R@1 | NMI | MAP@R | easy − random, R@1 (easy better) |",
             "|---|---|---|---|---|---|---|---|---|",
@@ -330,20 +410,56 @@ def markdown(summary: Sequence[dict], settings: Settings, command: str, missing:
 
 
 def write_tables(
-    rows: Sequence[dict], settings: Settings, out_dir: Path, command: str, missing: int, figure: Path | None
+    rows: Sequence[dict], settings: Settings, out_dir: Path, command: str, missing: int, *, in_figure: bool = False
 ) -> str:
+    """Write ``<out_dir>/<study>_table.{csv,json,md}`` and ``<study>_runs.csv`` for the study of ``settings``
+    (``collapse_table.*`` for the clean one); return the markdown. ``in_figure`` marks the table as a full study,
+    to be gathered into ``figures/paper_repro_table.{md,json}`` by :func:`write_figure`."""
     summary = summarise(rows)
     md = markdown(summary, settings, command, missing)
-    write_csv(out_dir / "collapse_table.csv", summary)
-    write_json(out_dir / "collapse_table.json", {"settings": asdict(settings), "command": command, "missing": missing,
-                                                 "summary": summary, "runs": list(rows)})  # fmt: skip
-    write_csv(out_dir / "collapse_runs.csv", rows)
-    (out_dir / "collapse_table.md").write_text(md)
-    if figure is not None:
-        figure.parent.mkdir(parents=True, exist_ok=True)
-        tmp = figure.with_suffix(".md.tmp")
-        tmp.write_text(md)
-        os.replace(tmp, figure)
+    stem = settings.study
+    write_csv(out_dir / f"{stem}_table.csv", summary)
+    write_json(out_dir / f"{stem}_table.json", {"settings": asdict(settings), "command": command, "missing": missing,
+                                                "summary": summary, "runs": list(rows), "study": stem,
+                                                "in_figure": in_figure})  # fmt: skip
+    write_csv(out_dir / f"{stem}_runs.csv", rows)
+    write_text(out_dir / f"{stem}_table.md", md)
+    return md
+
+
+def _study_order(table: dict) -> tuple:
+    s = table["settings"]
+    return (s.get("label_noise", 0.0) > 0, s.get("label_noise", 0.0), s.get("noise_kind", "symmetric"))
+
+
+def write_figure(out_dir: Path, md_path: Path = TABLE_MD, json_path: Path = TABLE_JSON) -> str | None:
+    """Gather the full-study tables of ``out_dir`` (``*_table.json`` marked ``in_figure``: the clean study first,
+    then the label-noise ones by rate) into one markdown and one JSON file; return the markdown (None if none).
+
+    The JSON has the keys of a study table: ``settings``, ``command``, ``missing`` (those of the first study, the
+    clean one when present; ``missing`` summed over studies), ``summary`` and ``runs`` (the rows of every study,
+    each with its ``study`` and ``label_noise``), plus ``studies``: each study's settings, command and missing.
+    """
+    tables = []
+    for path in sorted(Path(out_dir).glob("*_table.json")):
+        table = json.loads(path.read_text())
+        if table.get("in_figure"):
+            tables.append(table | {"source": str(path)})
+    if not tables:
+        return None
+    tables.sort(key=_study_order)
+    parts = []
+    for i, t in enumerate(tables):
+        settings = Settings(**t["settings"])
+        parts.append(markdown(t["summary"], settings, t["command"], t["missing"], level=1 if i == 0 else 2))
+    md = "\n".join(parts)
+    first = tables[0]
+    write_json(json_path, {
+        "settings": first["settings"], "command": first["command"], "missing": sum(t["missing"] for t in tables),
+        "summary": [e for t in tables for e in t["summary"]], "runs": [r for t in tables for r in t["runs"]],
+        "studies": [{k: t[k] for k in ("study", "settings", "command", "missing", "source")} for t in tables],
+    })  # fmt: skip
+    write_text(md_path, md)
     return md
 
 
@@ -357,16 +473,28 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m paper_repro.experiments",
         description="Real-image experiments. 'collapse': Fashion-MNIST superclasses and MNIST digit groups trained "
         "on coarse labels with triplet / margin / multi-similarity losses, random vs easy positives, several seeds, "
-        "plus a zero-shot MNIST 0-4 -> 5-9 comparison; writes per-run JSON and one results table.",
+        "plus a zero-shot MNIST 0-4 -> 5-9 comparison. 'noisy': the same on coarse training labels with label "
+        "noise (default: Fashion-MNIST superclasses, 30% symmetric noise, 1200 steps, triplet with semi-hard and "
+        "with all negatives). Writes per-run JSON and one results table per study; full studies (>= 3 seeds) are "
+        "gathered into figures/paper_repro_table.{md,json}.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("study", choices=("collapse",), help="which experiment")
+    p.add_argument("study", choices=("collapse", "noisy"), help="which experiment")
     p.add_argument("--quick", action="store_true", help="tiny settings (a smoke test of the pipeline, minutes)")
     p.add_argument("--seeds", type=int, default=3, help="seeds per cell")
-    p.add_argument("--datasets", default=",".join(COLLAPSE_DATASETS), help="comma-separated subset")
+    p.add_argument(
+        "--datasets",
+        default=None,
+        help=f"comma-separated subset of {','.join(COLLAPSE_DATASETS)} (default: both for collapse, "
+        f"{','.join(NOISY_DATASETS)} for noisy)",
+    )
     p.add_argument("--losses", default=",".join(COLLAPSE_LOSSES), help="comma-separated subset")
-    p.add_argument("--no-zero-shot", action="store_true", help="skip the zero-shot comparison")
+    p.add_argument("--no-zero-shot", action="store_true", help="skip the zero-shot comparison (collapse only)")
     p.add_argument("--steps", type=int, default=None, help="override the training steps of every run")
+    p.add_argument(
+        "--label-noise", type=float, default=None, metavar="EPS", help=f"noisy only: rate (default {NOISY.label_noise})"
+    )
+    p.add_argument("--noise-kind", default="symmetric", choices=NOISE_MODELS, help="noisy only: noise model")
     p.add_argument("--root", default="data", help="folder holding the data sets")
     p.add_argument("--out-dir", default=None, help="where runs and tables go (default results/paper_repro[/quick])")
     p.add_argument("--jobs", type=int, default=2, help="runs trained in parallel")
@@ -378,20 +506,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = QUICK if args.quick else FULL
+    noisy = args.study == "noisy"
+    settings = QUICK if args.quick else (NOISY if noisy else FULL)
     try:
         if args.steps is not None:
             settings = replace(settings, steps=check_int("steps", args.steps, low=1))
+        if noisy:
+            eps = NOISY.label_noise if args.label_noise is None else args.label_noise
+            eps = check_real("--label-noise", eps, low=0.0, high=1.0, low_inclusive=False, high_inclusive=False)
+            settings = replace(settings, label_noise=eps, noise_kind=args.noise_kind)
+        elif args.label_noise is not None or args.noise_kind != "symmetric":
+            raise ValueError("--label-noise and --noise-kind belong to the 'noisy' study; the 'collapse' one is clean")
         check_int("jobs", args.jobs, low=1)
         check_int("threads", args.threads, low=1)
         out_dir = Path(args.out_dir or ("results/paper_repro/quick" if args.quick else "results/paper_repro"))
-        datasets = [d for d in args.datasets.split(",") if d]
+        default_datasets = NOISY_DATASETS if noisy else COLLAPSE_DATASETS
+        datasets = [d for d in (args.datasets or ",".join(default_datasets)).split(",") if d]
         for d in datasets:
             if d not in COLLAPSE_DATASETS:
                 raise ValueError(f"--datasets must name some of {', '.join(COLLAPSE_DATASETS)}; got {d!r}")
         losses = [x for x in args.losses.split(",") if x]
         runs = plan_collapse(settings, args.seeds, out_dir=out_dir, root=args.root, datasets=datasets, losses=losses,
-                             zero_shot=not args.no_zero_shot)  # fmt: skip
+                             zero_shot=not (noisy or args.no_zero_shot),
+                             negatives=NOISY_NEGATIVES if noisy else None)  # fmt: skip
     except (ValueError, TypeError) as exc:
         print(f"python -m paper_repro.experiments: error: {exc}", file=sys.stderr)
         return 2
@@ -401,8 +538,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = reference_rows(runs, out_dir) + rows
     command = "python -m paper_repro.experiments " + " ".join(a for a in (argv if argv is not None else sys.argv[1:]))
     command = command.replace(" --table-only", "")
-    full_study = not args.quick and args.datasets == ",".join(COLLAPSE_DATASETS) and args.seeds >= 3
-    md = write_tables(rows, settings, out_dir, command, missing, TABLE_MD if full_study else None)
+    full_study = not args.quick and args.seeds >= 3 and (noisy or tuple(datasets) == COLLAPSE_DATASETS)
+    md = write_tables(rows, settings, out_dir, command, missing, in_figure=full_study)
+    if full_study:
+        write_figure(out_dir)
     print(md)
     for e in errors:
         print(f"error: {e}", file=sys.stderr)

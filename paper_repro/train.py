@@ -42,6 +42,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from collapse.data import NOISE_MODELS
 from collapse.io import write_json
 from collapse.losses import LOSSES, default_negative
 from collapse.sampling import NEGATIVE_RULES, POSITIVE_RULES
@@ -96,9 +97,11 @@ class StepBatchData(Dataset):
         return x, y
 
 
-def _metrics_payload(cfg: TrainConfig, history: list[dict], *, step: int, seconds: float, finished: bool) -> dict:
+def _metrics_payload(
+    cfg: TrainConfig, history: list[dict], *, step: int, seconds: float, finished: bool, flipped: float | None = None
+) -> dict:
     final = history[-1] if (finished and history) else None
-    return {
+    payload = {
         "config": cfg.to_dict(),
         "negative_used": cfg.negative if cfg.negative is not None else default_negative(cfg.loss),
         "step": step,
@@ -107,6 +110,9 @@ def _metrics_payload(cfg: TrainConfig, history: list[dict], *, step: int, second
         "final": final,
         "history": history,
     }
+    if flipped is not None:  # noisy runs only, so a clean run's files are unchanged
+        payload["train_labels_flipped"] = flipped
+    return payload
 
 
 def train(
@@ -162,6 +168,9 @@ def _train(cfg, ctx, resume, overwrite, progress, train_data, test_data, callbac
         warnings.warn("--amp and --channels-last only apply on CUDA; this CPU run ignores them", stacklevel=2)
 
     train_ds, test_ds = load_train(cfg, train_data), load_test(cfg, test_data)
+    # The share of training images whose label the noise changed (None for a clean run).
+    clean = getattr(train_ds, "clean_labels", None)
+    flipped = None if clean is None else float(np.mean(train_ds.labels != clean))
     n_classes = len(train_ds.class_names)
     P = cfg.batch_classes if cfg.batch_classes is not None else min(8, int((train_ds.class_counts() > 0).sum()))
     batches = StepBatches(
@@ -208,7 +217,7 @@ def _train(cfg, ctx, resume, overwrite, progress, train_data, test_data, callbac
         write_json(out / "config.json", {"config": cfg.to_dict(), "world_size": ctx.world_size})
 
     if start >= cfg.steps:
-        payload = _metrics_payload(cfg, history, step=start, seconds=seconds, finished=True)
+        payload = _metrics_payload(cfg, history, step=start, seconds=seconds, finished=True, flipped=flipped)
         if ctx.is_main:
             write_json(out / "metrics.json", payload)
         return payload
@@ -258,7 +267,8 @@ def _train(cfg, ctx, resume, overwrite, progress, train_data, test_data, callbac
                     "running": {"sum": float(running), "n": n_running, "no_positive": no_positive},
                 },
             )
-            write_json(out / "metrics.json", _metrics_payload(cfg, history, step=step, seconds=seconds, finished=False))
+            payload = _metrics_payload(cfg, history, step=step, seconds=seconds, finished=False, flipped=flipped)
+            write_json(out / "metrics.json", payload)
         D.barrier(ctx)
 
     model.train()
@@ -315,7 +325,7 @@ def _train(cfg, ctx, resume, overwrite, progress, train_data, test_data, callbac
         if callback is not None:
             callback(step)
     bar.close()
-    payload = _metrics_payload(cfg, history, step=cfg.steps, seconds=seconds, finished=True)
+    payload = _metrics_payload(cfg, history, step=cfg.steps, seconds=seconds, finished=True, flipped=flipped)
     if ctx.is_main:
         write_json(out / "metrics.json", payload)
     return payload
@@ -349,6 +359,16 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--skip-bad", action="store_true", help="skip unreadable image files instead of failing")
     g.add_argument("--train-samples", type=int, default=None, help="stratified subset of the training split")
     g.add_argument("--eval-samples", type=int, default=None, help="stratified subset of the test split to score")
+    g.add_argument(
+        "--label-noise",
+        type=float,
+        default=d["label_noise"].default,
+        metavar="EPS",
+        help="corrupt the training labels once with this rate (seeded by --seed); test labels stay clean",
+    )
+    g.add_argument(
+        "--noise-kind", default=d["noise_kind"].default, choices=NOISE_MODELS, help="label-noise model (with EPS > 0)"
+    )
     g.add_argument("--image-size", type=int, default=None, help="input size in px (default: native / 224)")
     g.add_argument("--no-augment", action="store_true", help="train on un-augmented images")
     g = p.add_argument_group("loss and sampling")
@@ -402,7 +422,8 @@ def _parse_options(items: Sequence[str]) -> dict:
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     neg = args.negative if args.negative is not None else "default"
-    out = args.out or f"results/paper_repro/{args.dataset}-{args.loss}-{args.positive}-{neg}-seed{args.seed}"
+    noise = f"-noise{args.label_noise:g}" if args.label_noise else ""
+    out = args.out or f"results/paper_repro/{args.dataset}-{args.loss}-{args.positive}-{neg}{noise}-seed{args.seed}"
     return TrainConfig(
         out=out,
         dataset=args.dataset,
@@ -412,6 +433,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         skip_bad=args.skip_bad,
         train_samples=args.train_samples,
         eval_samples=args.eval_samples,
+        label_noise=args.label_noise,
+        noise_kind=args.noise_kind,
         loss=args.loss,
         positive=args.positive,
         negative=args.negative,

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from collapse.io import write_json
-from paper_repro.experiments import QUICK, collect, main, plan_collapse, summarise
+from paper_repro.experiments import (
+    NOISY_NEGATIVES,
+    QUICK,
+    collect,
+    main,
+    plan_collapse,
+    summarise,
+    write_figure,
+    write_tables,
+)
 
 
 def test_plan_pairs_random_and_easy_with_the_same_negative(tmp_path):
@@ -64,3 +74,58 @@ def test_bad_arguments_are_one_line_errors(capsys):
     assert main(["collapse", "--datasets", "cifar", "--table-only"]) == 2
     err = capsys.readouterr().err.strip()
     assert "--datasets must name some of" in err and "\n" not in err
+
+
+def test_noisy_plan_runs_triplet_with_two_negatives_and_keeps_the_clean_names(tmp_path):
+    noisy = replace(QUICK, label_noise=0.2)
+    runs = plan_collapse(noisy, 2, out_dir=tmp_path, datasets=["fashion-mnist-super"], negatives=NOISY_NEGATIVES,
+                         zero_shot=False)  # fmt: skip
+    assert len(runs) == 2 * 4 * 2 and {r.study for r in runs} == {"collapse-noise0.2"}
+    assert all(r.config.label_noise == 0.2 and r.config.noise_kind == "symmetric" for r in runs)
+    cells = {(r.loss, r.negative) for r in runs}
+    assert cells == {("triplet", "semihard"), ("triplet", "all"), ("margin", "distance"), ("multisimilarity", "all")}
+    names = {Path(r.config.out).relative_to(tmp_path).as_posix() for r in runs}
+    assert "collapse-noise0.2/fashion-mnist-super/triplet-random-seed0" in names
+    assert "collapse-noise0.2/fashion-mnist-super/triplet-all-easy-seed1" in names
+    assert len(names) == len(runs)
+    # The clean study keeps its run directories (saved runs stay found) and has no label noise.
+    clean = plan_collapse(QUICK, 1, out_dir=tmp_path, datasets=["mnist-groups"], losses=["triplet"])
+    assert {Path(r.config.out).name for r in clean} == {"triplet-random-seed0", "triplet-easy-seed0"}
+    assert {r.study for r in clean} == {"collapse", "zero-shot"} and all(r.config.label_noise == 0 for r in clean)
+    assert replace(noisy, noise_kind="pair_flip").study == "collapse-noise0.2-pair_flip"
+
+
+def test_figure_gathers_the_clean_and_the_noisy_study(tmp_path):
+    tables = {}
+    for eps in (0.2, 0.0):  # written in this order; the figure still puts the clean study first
+        settings = replace(QUICK, label_noise=eps)
+        runs = plan_collapse(settings, 3, out_dir=tmp_path, datasets=["mnist-groups"], losses=["triplet"],
+                             zero_shot=False)  # fmt: skip
+        for r in runs:
+            fake_finish(r, fine=0.5 + 0.1 * (r.positive == "easy") - eps + 0.01 * r.seed)
+        rows, missing = collect(runs)
+        write_tables(rows, settings, tmp_path, f"cmd {eps}", missing, in_figure=True)
+        tables[eps] = json.loads((tmp_path / f"{settings.study}_table.json").read_text())
+    write_tables([], replace(QUICK, label_noise=0.3), tmp_path, "cmd 0.3", 6)  # not a full study: left out
+    md = write_figure(tmp_path, tmp_path / "fig.md", tmp_path / "fig.json")
+    fig = json.loads((tmp_path / "fig.json").read_text())
+    assert {"settings", "command", "missing", "summary", "runs", "studies"} <= set(fig)
+    assert [s["study"] for s in fig["studies"]] == ["collapse", "collapse-noise0.2"]
+    assert fig["command"] == "cmd 0.0" and fig["settings"]["label_noise"] == 0.0 and fig["missing"] == 0
+    assert fig["summary"] == tables[0.0]["summary"] + tables[0.2]["summary"]
+    noisy_rows = [e for e in fig["summary"] if e["study"] == "collapse-noise0.2"]
+    assert len(noisy_rows) == 2 and all(e["label_noise"] == 0.2 and e["seeds"] == 3 for e in noisy_rows)
+    assert noisy_rows[0]["fine_recall_at_1_within_coarse_mean"] == pytest.approx(0.31)
+    assert md == (tmp_path / "fig.md").read_text()
+    assert md.startswith("# Class collapse on real images: random vs easy positives")
+    assert "\n## Class collapse on real images with 20% symmetric label noise" in md
+    assert "### Class-collapse study (trained on noisy coarse labels, ε = 0.2" in md
+    assert "`cmd 0.2`" in md and "0.310 ± 0.010" in md and "cmd 0.3" not in md
+
+
+def test_noisy_options_are_checked_in_one_line(capsys):
+    assert main(["collapse", "--label-noise", "0.2", "--table-only"]) == 2
+    assert "belong to the 'noisy' study" in capsys.readouterr().err
+    assert main(["noisy", "--label-noise", "1.5", "--table-only"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--label-noise must be in (0" in err and "\n" not in err
