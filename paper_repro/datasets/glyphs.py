@@ -122,7 +122,8 @@ def load_glyphs(
     script, cps = a["script"].astype(np.int64), a["codepoint"].astype(np.int64)
     pairs, char = np.unique(np.stack([script, cps], axis=1), axis=0, return_inverse=True)
     char = char.reshape(-1)
-    char_names = [f"{scripts[s]}/{chr(c)} (U+{c:04X})" for s, c in pairs.tolist()]
+    # ASCII names (no glyph of the script needed to print or plot them); Latin adds the letter itself.
+    char_names = [f"{scripts[s]}/U+{c:04X}" + (f" {chr(c)}" if c < 128 else "") for s, c in pairs.tolist()]
     if label == "script":
         labels, names, fine, fine_names = script, scripts, char, char_names
     else:

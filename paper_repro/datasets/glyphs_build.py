@@ -146,10 +146,13 @@ def ensure_packages(
 
 
 def _fingerprint(files: Sequence[Path]) -> str:
-    """sha256 over the sorted (name, size, content sha256) of the font files: changes when any font does."""
+    """sha256 over the sorted (path, size, modification time) of the font files: changes when a font is added,
+    removed, replaced or reinstalled. Stat data, not contents, so that checking a built set stays cheap (hashing
+    200 MB of fonts took most of a no-op's time); a reinstall without changes only costs a deterministic rebuild."""
     h = hashlib.sha256()
     for p in files:
-        h.update(f"{p.name}\0{p.stat().st_size}\0{sha256_file(p)}\n".encode())
+        st = p.stat()
+        h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
 
 

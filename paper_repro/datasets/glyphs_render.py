@@ -34,6 +34,7 @@ __all__ = [
     "family_key",
     "find_font_files",
     "group_designs",
+    "load_font",
     "read_faces",
     "render_glyph",
 ]
