@@ -67,10 +67,10 @@ def claims() -> dict:
 
 
 def figures() -> dict:
+    import tempfile
+
     from paper_repro.figures import collapse_force, pull_arrows, snapshots
     from paper_repro.figures import phase_diagrams as pd
-
-    import tempfile
 
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
