@@ -33,6 +33,7 @@ def parse_list(
     allowed: Sequence[str] | None = None,
     *,
     convert: Callable[[str], object] = str,
+    what: str = "values",
     all_word: str | None = "all",
 ) -> list:
     """The items of a comma-separated list flag, validated.
@@ -50,11 +51,11 @@ def parse_list(
     out = []
     for item in items:
         if allowed is not None and item not in allowed:
-            raise ValueError(f"{flag} must name values{choices}; got {item!r}")
+            raise ValueError(f"{flag} must be one{choices}; got {item!r}")
         try:
             out.append(convert(item))
         except (TypeError, ValueError):
-            raise ValueError(f"{flag}: {item!r} is not a valid value") from None
+            raise ValueError(f"{flag} must be comma-separated {what}, got {value!r}") from None
     if len(set(map(repr, out))) != len(out):
         raise ValueError(f"{flag} names a value twice: {value!r}")
     return out

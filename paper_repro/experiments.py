@@ -54,6 +54,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from collapse._validation import check_int, check_real
+from collapse.cli import OneLineParser
 from collapse.data import NOISE_MODELS
 from collapse.io import write_csv, write_json, write_text
 from collapse.losses import default_negative
@@ -463,13 +464,8 @@ def write_figure(out_dir: Path, md_path: Path = TABLE_MD, json_path: Path = TABL
     return md
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _OneLineParser(
+    p = OneLineParser(
         prog="python -m paper_repro.experiments",
         description="Real-image experiments. 'collapse': Fashion-MNIST superclasses and MNIST digit groups trained "
         "on coarse labels with triplet / margin / multi-similarity losses, random vs easy positives, several seeds, "
