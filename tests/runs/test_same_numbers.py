@@ -83,3 +83,24 @@ def test_claims_checks(tmp_path):
     evidence = gather_evidence(store, jobs)
     close(BEFORE["claims"]["sim_rows"], evidence["sim"]["rows"])
     close(BEFORE["claims"]["T1"], evidence["T1"])
+
+
+def test_figures(tmp_path):
+    from paper_repro.figures import collapse_force, pull_arrows, snapshots
+    from paper_repro.figures import phase_diagrams as pd
+
+    store = str(tmp_path / "store")
+    want = BEFORE["figures"]
+    collapse_force.draw(tmp_path, collapse_force.Params(eps_points=(0.0, 0.2), m_points=(2, 6), n_batches=8,
+                                                       replicates=2, store=store))
+    close(want["collapse_force"], json.loads((tmp_path / "d_collapse_force.json").read_text())["measured"])
+    pull_arrows.draw(tmp_path, pull_arrows.Params(samples_per_mode=8, steps=40, moments=(5, 40), store=store))
+    j = json.loads((tmp_path / "a_pull_arrows.json").read_text())
+    close(want["pull_arrows"], {"anchor": j["anchor"], "rows": j["rows"],
+                                "mode_separation_final": j["mode_separation_final"]})
+    snapshots.draw(tmp_path, snapshots.Params(steps=30, snapshots=(0, 10, 30), seeds=2, store=store))
+    close(want["snapshots"], json.loads((tmp_path / "b_snapshots.json").read_text())["summary"])
+    pd.draw(tmp_path, pd.Params(losses=("triplet",), eps_grid=(0.0, 0.2), m_grid=(3, 6), k_grid=(2, 3), seeds=2,
+                                steps=30, n_jobs=1, store=store))
+    rows = json.loads((tmp_path / "c_phase_diagrams.json").read_text())["rows"]
+    close(want["phase_diagrams"], [{k: r[k] for k in want["phase_diagrams"][0]} for r in rows])
