@@ -346,6 +346,11 @@ def build_glyphs(
     for key in ("size", "margin", "render_size", "min_designs", "min_characters"):
         if isinstance(cfg[key], bool) or not isinstance(cfg[key], int) or cfg[key] < (0 if key == "margin" else 1):
             raise ValueError(f"{key} must be a positive integer, got {cfg[key]!r}")
+    for key, lo, hi in (("dup_tau", 0.0, 1.0), ("consensus_floor", 0.0, 1.0), ("bad_design_fraction", 0.0, 1.0),
+                        ("consensus_z", 0.0, float("inf"))):
+        v = cfg[key]
+        if isinstance(v, bool) or not isinstance(v, int | float) or not lo <= float(v) <= hi:
+            raise ValueError(f"{key} must be a number in [{lo}, {hi}], got {v!r}")
     if not 0 <= cfg["margin"] < cfg["size"] / 2:
         raise ValueError(f"margin must be in [0, size / 2) = [0, {cfg['size'] / 2}), got {cfg['margin']}")
     t0 = time.perf_counter()

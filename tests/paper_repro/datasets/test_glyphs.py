@@ -72,6 +72,8 @@ def test_other_settings_rebuild_and_bad_settings_fail(built, tmp_path):
         build_glyphs(root, font_dirs=[built["fonts"]], colour="red")
     with pytest.raises(ValueError, match="margin"):
         build_glyphs(root, font_dirs=[built["fonts"]], size=8, margin=4)
+    with pytest.raises(ValueError, match="dup_tau"):
+        build_glyphs(root, font_dirs=[built["fonts"]], dup_tau=-0.1)
     with pytest.raises(FileNotFoundError, match="no .ttf"):
         build_glyphs(root, font_dirs=[tmp_path / "empty"])
 
