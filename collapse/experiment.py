@@ -200,6 +200,7 @@ def train_configuration(
         negative,
         num_classes=data.n_classes,
         num_groups=G,
+        embedding_dim=config.dim,
         random_state=gen,
         **(loss_kwargs or {}),
     )

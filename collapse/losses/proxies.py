@@ -2,9 +2,10 @@ r"""The shared skeleton of proxy losses: each class owns K learnable centres (pr
 sample is compared with the proxies, not with the other samples of the batch.
 
 ``loss(embeddings, labels)`` computes the cosine similarity of every sample to every proxy,
-:math:`c_{i,(y,k)} = \hat x_i^\top \hat w_{y,k}`, and hands the ``(G, B, C, K)`` array to :meth:`ProxyLoss.sample_terms`,
-which returns one term per sample (an ``"anchor"`` :class:`~collapse.losses.terms.Terms`, the same shape every loss
-returns); the reducer averages them (pytorch-metric-learning's default ``MeanReducer`` for these losses).
+:math:`c_{i,(y,k)} = \hat x_i^\top \hat w_{y,k}`, and hands the ``(G, B, C, K)`` array to
+:meth:`ProxyLoss.sample_terms`, which returns one term per sample (an ``"anchor"``
+:class:`~collapse.losses.terms.Terms`, the shape every loss returns); the reducer averages them
+(pytorch-metric-learning's default ``MeanReducer`` for these losses).
 
 The proxies are an ``nn.Parameter`` of shape ``(G, C * K, d)``: one set per independent run when G runs train in one
 tensor program, column ``y * K + k`` for centre k of class y (pytorch-metric-learning's layout, transposed). Being
