@@ -26,6 +26,7 @@ __all__ = [
     "MEASURES",
     "SimConfig",
     "SimResult",
+    "instrument_margin",
     "make_data",
     "measure_groups",
     "run_simulation",
@@ -312,3 +313,36 @@ def run_simulation(
 def with_overrides(config: SimConfig, **overrides) -> SimConfig:
     """A copy of ``config`` with some fields replaced (validated again)."""
     return replace(config, **overrides)
+
+
+def instrument_margin(loss: MetricLoss) -> float:
+    r"""The margin :math:`\alpha` the collapse instrument judges a loss's embedding with, in Euclidean units on the
+    unit sphere (the convention of ``docs/measures.md``): a hinge loss's own margin (triplet, margin; its square
+    root for squared distances), ``neg_margin - pos_margin`` for contrastive, and for softmax-type losses the
+    distance whose cosine differs by one unit of logit: :math:`\sqrt{2\tau}` at temperature :math:`\tau` (NCA,
+    SupCon, L_spread) and :math:`\sqrt{2/s}` at logit scale s (multi-similarity's :math:`\beta`, SoftTriple's
+    :math:`\lambda`, sub-centre ArcFace's s)."""
+    from collapse.losses import (
+        ContrastiveLoss,
+        EasyPositiveNCALoss,
+        MarginLoss,
+        MultiSimilarityLoss,
+        SoftTripleLoss,
+        SubCenterArcFaceLoss,
+        SupConLoss,
+        TripletMarginLoss,
+    )
+
+    if isinstance(loss, (TripletMarginLoss, MarginLoss)):
+        return float(loss.margin) ** 0.5 if loss.distance.name == "sqeuclidean" else float(loss.margin)
+    if isinstance(loss, ContrastiveLoss):
+        return float(loss.neg_margin - loss.pos_margin)
+    if isinstance(loss, (EasyPositiveNCALoss, SupConLoss)):
+        return (2.0 * loss.temperature) ** 0.5
+    if isinstance(loss, MultiSimilarityLoss):
+        return (2.0 / loss.beta) ** 0.5
+    if isinstance(loss, SoftTripleLoss):
+        return (2.0 / loss.la) ** 0.5
+    if isinstance(loss, SubCenterArcFaceLoss):
+        return (2.0 / loss.scale) ** 0.5
+    raise ValueError(f"loss: no instrument margin is defined for {type(loss).__name__}")
