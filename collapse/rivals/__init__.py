@@ -32,7 +32,6 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-
 from collapse._validation import check_choice, check_real
 from collapse.data import LabelNoise
 from collapse.experiment import SimConfig, instrument_margin, seed_summary, train_configuration
