@@ -40,12 +40,14 @@ def test_run_identity_names_its_rules_and_block():
 def test_cell_and_verdict_read_the_per_seed_states():
     def res(*states):
         short = {"modes kept": "kept", "collapsed": "collapsed", "partly collapsed": "partly 1/8"}
-        return {"per_seed": [{"state": s, "short": short[s]} for s in states], "submode_separation_over_margin": 1.5}
+        return {"per_seed": [{"state": s, "short": short[s]} for s in states], "submode_separation_over_margin": 1.5,
+                "submode_separation_over_margin_std": 0.25}
 
-    assert method_cell(res("modes kept", "modes kept", "collapsed")) == "kept 2/3, collapsed 1/3; sep/α 1.50"
-    assert method_verdict([res("collapsed", "collapsed")] * 3).startswith("collapses")
-    assert method_verdict([res("modes kept", "partly collapsed")] * 2 + [res("modes kept")]).startswith("keeps modes")
-    assert method_verdict([res("modes kept", "collapsed")]).startswith("mixed")
+    assert method_cell(res("modes kept", "modes kept", "collapsed")) == "kept 2/3, collapsed 1/3; sep/α 1.50 ± 0.25"
+    cells = [(0.0, res("modes kept", "modes kept")), (0.1, res("collapsed", "partly collapsed")),
+             (0.3, res("collapsed", "modes kept"))]  # fmt: skip
+    assert method_verdict(cells) == "ε=0: kept 2/2; ε>0: collapsed 2/4, partly 1/4"
+    assert method_verdict([(0.0, res("collapsed"))]) == "ε=0: collapsed 1/1"
 
 
 def test_cli_writes_table_resumes_and_fills_the_readme(tmp_path, capsys):

@@ -6,6 +6,8 @@ hyper-parameters (nothing is tuned here):
 ========================  ===========================================================================
 ``triplet``               triplet loss, random positive, hard negative (the collapsing baseline)
 ``triplet-eps``           triplet loss, easy positive (EPS), hard negative
+``triplet-semihard``      triplet loss, random positive, semi-hard negative (FaceNet's rule)
+``triplet-eps-semihard``  triplet loss, easy positive, semi-hard negative
 ``ephn``                  easy positive + hard negative in NCA form (Xuan et al. 2020)
 ``supcon``                SupCon (Khosla et al. 2020), all positives, all negatives, tau 0.1
 ``supcon-eps``            SupCon with the nearest same-label sample as the only positive
@@ -55,6 +57,9 @@ class Method:
 METHODS: dict[str, Method] = {
     "triplet": Method("triplet", "random", "hard", "triplet, random positive, hard negative", "baseline"),
     "triplet-eps": Method("triplet", "easy", "hard", "triplet, easy positive (EPS), hard negative", "EPS"),
+    "triplet-semihard": Method("triplet", "random", "semihard", "triplet, random positive, semi-hard negative",
+                               "baseline"),  # fmt: skip
+    "triplet-eps-semihard": Method("triplet", "easy", "semihard", "triplet, easy positive, semi-hard negative", "EPS"),
     "ephn": Method("nca", "easy", "hard", "EPHN: easy positive + hard negative, NCA form (Xuan et al. 2020)", "EPS"),
     "supcon": Method("supcon", "all", "all", "SupCon, all positives (Khosla et al. 2020)", "rival"),
     "supcon-eps": Method("supcon", "easy", "all", "SupCon + EPS: nearest positive only", "EPS"),
@@ -160,26 +165,30 @@ def measure_rival_block(runs: Sequence[RivalRun]) -> list[dict]:
 
 
 def method_cell(result: dict) -> str:
-    """A table cell: the verdict of each seed (most common first) and the mean sub-mode separation / margin."""
+    """A table cell: the verdict of each seed (most common first) and the mean ± std over seeds of the sub-mode
+    separation over the margin."""
     shorts = Counter(r["short"] for r in result["per_seed"])
     n = len(result["per_seed"])
     states = ", ".join(f"{s} {c}/{n}" for s, c in shorts.most_common())
-    return f"{states}; sep/α {result['submode_separation_over_margin']:.2f}"
+    sd = result.get("submode_separation_over_margin_std", float("nan"))
+    return f"{states}; sep/α {result['submode_separation_over_margin']:.2f} ± {sd:.2f}"
 
 
-def method_verdict(results: Sequence[dict]) -> str:
-    """One verdict for a method over its cells (every model and noise level): ``keeps modes`` when no seed is
-    collapsed or degenerate and most keep every mode, ``collapses`` when every seed collapses, else a count."""
-    seeds = [r for res in results for r in res["per_seed"]]
-    states = Counter(r["state"] for r in seeds)
-    n = len(seeds)
-    if states["collapsed"] == n:
-        return "collapses (every seed, every cell)"
-    bad = states["collapsed"] + states["degenerate"]
-    if bad == 0 and states["modes kept"] * 2 > n:
-        return f"keeps modes ({states['modes kept']}/{n} seeds kept, rest partly)"
-    parts = [f"{c} {s}" for s, c in states.most_common()]
-    return "mixed: " + ", ".join(parts) + f" (of {n} seeds)"
+def _outcome(seed: dict) -> str:
+    short = seed["short"]
+    return "partly" if short.startswith("partly") else short.removeprefix("degen:")
+
+
+def method_verdict(cells: Sequence[tuple[float, dict]]) -> str:
+    """One verdict for a method from its ``(noise, result)`` cells (every model): the commonest per-seed outcome
+    without noise and with noise (``kept``, ``partly``, ``collapsed``, ``shrunk`` or ``no classes``), with counts."""
+    parts = []
+    for name, sel in (("ε=0", lambda e: e == 0), ("ε>0", lambda e: e > 0)):
+        seeds = [_outcome(r) for e, res in cells if sel(e) for r in res["per_seed"]]
+        if seeds:
+            top = Counter(seeds).most_common()
+            parts.append(f"{name}: " + ", ".join(f"{s} {c}/{len(seeds)}" for s, c in top[:2]))
+    return "; ".join(parts)
 
 
 def grid_runs(config: SimConfig, methods: Sequence[str], models: Sequence[str],

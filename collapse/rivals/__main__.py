@@ -88,10 +88,11 @@ def markdown_table(args, runs, results, methods, models, noise) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name in methods:
         cells = [by[(name, m, e)] for m, e in cols]
+        noisy = [(e, by[(name, m, e)]) for m, e in cols]
         meth = METHODS[name]
         lines.append("| " + " | ".join(
             [f"**{name}**: {meth.label}", meth.role] + [method_cell(c) for c in cells]
-            + [method_verdict(cells), f"`{row_command(args, name)}`"]
+            + [method_verdict(noisy), f"`{row_command(args, name)}`"]
         ) + " |")  # fmt: skip
     return "\n".join(lines)
 
