@@ -124,7 +124,7 @@ def test_proxies_are_trained_and_saved(name, make_batch):
     assert [n for n, _ in loss.named_parameters()] == ["proxies"]
     before = loss.proxies.detach().clone()
     opt = torch.optim.Adam(loss.parameters(), lr=0.05)
-    first = float(loss(emb, labels).loss)
+    first = float(loss(emb, labels).loss.detach())
     for _ in range(30):
         opt.zero_grad()
         loss(emb, labels).loss.backward()
