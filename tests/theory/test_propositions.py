@@ -12,6 +12,7 @@ from collapse.theory import ModeModel, population_loss
 from collapse.theory.force import autograd_force
 from collapse.theory.minimize import minimize_population, near_collapsed_start
 from collapse.theory.t0_clean import clean_configuration
+from collapse.theory.t2_noise_collapse import compare_noise_models
 from collapse.theory.t3_eps import max_sibling_gradient
 from collapse.theory.t4_finite_batch import critical_batch, decay_rates, eps_sibling_force, net_pull_intervals
 from tests.theory._profile import minimiser_settings
@@ -91,6 +92,16 @@ def test_t2_noise_implies_collapse(C, K, d, eps_frac, alpha, seed):
         random_state=seed,
     )
     assert res.collapsed.all(), (C, K, d, eps, alpha, res.separation)
+
+
+def test_t2_is_stated_for_symmetric_noise_only():
+    """Issue 11 case 8: under mode confusion the minimiser keeps the confused mode a margin away (partial collapse);
+    under pair flips (C = 4) the siblings stay a margin apart."""
+    res = compare_noise_models(4, 3, 8, 0.3, 0.2, kinds=("pair_flip", "mode_confusion"), seeds=1, steps=800)
+    mc, pf = res["mode_confusion"], res["pair_flip"]
+    assert all(v.startswith("partly collapsed") for v in mc["verdicts"]), mc["verdicts"]
+    assert 0.8 < mc["confused_pair_over_margin"] < 1.4 and mc["clean_pair_over_margin"] < 0.5
+    assert 0.8 < pf["clean_pair_over_margin"] < 1.25 and "collapsed" not in pf["verdicts"]
 
 
 def test_t2_edge_cases_unequal_modes_and_near_uninformative_noise():
