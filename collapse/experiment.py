@@ -170,8 +170,16 @@ def instrument_margin(loss_fn: MetricLoss) -> float:
     Triplet and margin loss: their margin :math:`\alpha`. Contrastive: ``neg_margin - pos_margin``, the gap it puts
     between positives and negatives. NCA: :math:`\sqrt{2\tau}`, the distance on the unit sphere whose cosine
     similarity differs by one temperature (one unit of logit). Multi-similarity: :math:`\sqrt{2/\beta}`, the same
-    for its negative scale :math:`\beta`.
+    for its negative scale :math:`\beta`. SupCon and L_spread: :math:`\sqrt{2\tau}` as NCA. SoftTriple and sub-centre
+    ArcFace, whose ``margin`` is not a distance: :math:`\sqrt{2/s}` at their logit scale s (SoftTriple's
+    :math:`\lambda`, ArcFace's s), as multi-similarity.
     """
+    from collapse.losses import SoftTripleLoss, SubCenterArcFaceLoss
+
+    if isinstance(loss_fn, SoftTripleLoss):
+        return float(np.sqrt(2.0 / loss_fn.la))
+    if isinstance(loss_fn, SubCenterArcFaceLoss):
+        return float(np.sqrt(2.0 / loss_fn.scale))
     if hasattr(loss_fn, "margin"):
         return float(loss_fn.margin)
     if hasattr(loss_fn, "neg_margin"):
@@ -363,35 +371,3 @@ def with_overrides(config: SimConfig, **overrides) -> SimConfig:
     """A copy of ``config`` with some fields replaced (validated again)."""
     return replace(config, **overrides)
 
-
-def instrument_margin(loss: MetricLoss) -> float:
-    r"""The margin :math:`\alpha` the collapse instrument judges a loss's embedding with, in Euclidean units on the
-    unit sphere (the convention of ``docs/measures.md``): a hinge loss's own margin (triplet, margin; its square
-    root for squared distances), ``neg_margin - pos_margin`` for contrastive, and for softmax-type losses the
-    distance whose cosine differs by one unit of logit: :math:`\sqrt{2\tau}` at temperature :math:`\tau` (NCA,
-    SupCon, L_spread) and :math:`\sqrt{2/s}` at logit scale s (multi-similarity's :math:`\beta`, SoftTriple's
-    :math:`\lambda`, sub-centre ArcFace's s)."""
-    from collapse.losses import (
-        ContrastiveLoss,
-        EasyPositiveNCALoss,
-        MarginLoss,
-        MultiSimilarityLoss,
-        SoftTripleLoss,
-        SubCenterArcFaceLoss,
-        SupConLoss,
-        TripletMarginLoss,
-    )
-
-    if isinstance(loss, (TripletMarginLoss, MarginLoss)):
-        return float(loss.margin) ** 0.5 if loss.distance.name == "sqeuclidean" else float(loss.margin)
-    if isinstance(loss, ContrastiveLoss):
-        return float(loss.neg_margin - loss.pos_margin)
-    if isinstance(loss, (EasyPositiveNCALoss, SupConLoss)):
-        return (2.0 * loss.temperature) ** 0.5
-    if isinstance(loss, MultiSimilarityLoss):
-        return (2.0 / loss.beta) ** 0.5
-    if isinstance(loss, SoftTripleLoss):
-        return (2.0 / loss.la) ** 0.5
-    if isinstance(loss, SubCenterArcFaceLoss):
-        return (2.0 / loss.scale) ** 0.5
-    raise ValueError(f"loss: no instrument margin is defined for {type(loss).__name__}")

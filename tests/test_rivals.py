@@ -6,7 +6,7 @@ import pytest
 
 from collapse.experiment import SimConfig, instrument_margin
 from collapse.losses import make_loss
-from collapse.rivals import METHODS, RivalRun, grid_runs, method_cell, method_verdict
+from collapse.rivals import METHODS, grid_runs, method_cell, method_of, method_verdict, seed_outcome
 from collapse.rivals.__main__ import MARKERS, main
 from collapse.runs import ResultStore
 
@@ -20,34 +20,38 @@ def test_every_method_builds_its_loss_and_has_an_instrument_margin():
         assert instrument_margin(loss) > 0, name
 
 
-def test_run_identity_names_its_rules_and_block():
-    cfg = SimConfig(noise=0.1)
-    a = RivalRun(cfg, "supcon-eps", block_noise=(0.0, 0.1))
-    assert (a.loss, a.positive, a.negative) == ("supcon", "easy", "all")
-    assert a.key == RivalRun(cfg, "supcon-eps", block_noise=(0.0, 0.1), positive="easy").key
-    assert a.key != RivalRun(cfg, "supcon-eps").key  # a different block couples different numbers
-    assert a.key != RivalRun(cfg, "supcon", block_noise=(0.0, 0.1)).key
-    with pytest.raises(ValueError, match="method"):
-        RivalRun(cfg, "arcface")
-    with pytest.raises(ValueError, match="positive of method 'supcon' is 'all'"):
-        RivalRun(cfg, "supcon", positive="easy")
-    with pytest.raises(ValueError, match="must be one of block_noise"):
-        RivalRun(cfg, "supcon", block_noise=(0.0, 0.3))
-    runs = grid_runs(SimConfig(), ["triplet", "spread"], ["tied", "mlp"], [0.0, 0.3])
+def test_grid_is_sim_runs_with_the_methods_rules_one_block_per_method_and_model():
+    runs = grid_runs(SimConfig(), ["supcon-eps", "spread"], ["tied", "mlp"], [0.0, 0.3])
     assert len(runs) == 8 and len({r.key for r in runs}) == 8
+    assert [method_of(r) for r in runs] == ["supcon-eps"] * 4 + ["spread"] * 4
+    r = runs[0]
+    assert (r.loss, r.positive, r.negative, r.block_noise, r.measures) == ("supcon", "easy", "all", (0.0, 0.3), "full")
+    assert {run.config.model for run in runs} == {"tied", "mlp"}
+    with pytest.raises(KeyError):
+        grid_runs(SimConfig(), ["arcface"], ["tied"], [0.0])
+
+
+def _seed(state, merges=0.0):
+    keys = {"collapsed": "state_collapsed", "partly": "state_partly", "kept": "state_kept", "shrunk": "state_shrunk",
+            "no classes": "state_no_classes"}  # fmt: skip
+    rec = dict.fromkeys(keys.values(), 0.0) | {"merges": merges, "merges_possible": 8.0}
+    rec[keys[state]] = 1.0
+    return rec
 
 
 def test_cell_and_verdict_read_the_per_seed_states():
-    def res(*states):
-        short = {"modes kept": "kept", "collapsed": "collapsed", "partly collapsed": "partly 1/8"}
-        return {"per_seed": [{"state": s, "short": short[s]} for s in states], "submode_separation_over_margin": 1.5,
-                "submode_separation_over_margin_std": 0.25}
+    def res(*seeds):
+        return {"per_seed": list(seeds), "submode_separation_over_margin": 1.5,
+                "submode_separation_over_margin_std": 0.25}  # fmt: skip
 
-    assert method_cell(res("modes kept", "modes kept", "collapsed")) == "kept 2/3, collapsed 1/3; sep/α 1.50 ± 0.25"
-    cells = [(0.0, res("modes kept", "modes kept")), (0.1, res("collapsed", "partly collapsed")),
-             (0.3, res("collapsed", "modes kept"))]  # fmt: skip
+    assert seed_outcome(_seed("no classes")) == "no classes"
+    with pytest.raises(ValueError, match="state keys"):
+        seed_outcome({"merges": 1.0})
+    cell = method_cell(res(_seed("kept"), _seed("kept"), _seed("partly", 3.0)))
+    assert cell == "kept 2/3, partly 3/8 1/3; sep/α 1.50 ± 0.25"
+    cells = [(0.0, res(_seed("kept"), _seed("kept"))), (0.1, res(_seed("collapsed"), _seed("partly", 2.0))),
+             (0.3, res(_seed("collapsed"), _seed("shrunk")))]  # fmt: skip
     assert method_verdict(cells) == "ε=0: kept 2/2; ε>0: collapsed 2/4, partly 1/4"
-    assert method_verdict([(0.0, res("collapsed"))]) == "ε=0: collapsed 1/1"
 
 
 def test_cli_writes_table_resumes_and_fills_the_readme(tmp_path, capsys):
@@ -65,7 +69,8 @@ def test_cli_writes_table_resumes_and_fills_the_readme(tmp_path, capsys):
     payload = json.loads(js.read_text())
     assert len(payload["results"]) == 4
     for row in payload["results"]:
-        assert len(row["per_seed"]) == 2 and {"state", "merges", "class_map_at_r"} <= set(row["per_seed"][0])
+        assert len(row["per_seed"]) == 2 and {"state_kept", "merges", "class_map_at_r"} <= set(row["per_seed"][0])
+        assert row["method"] in ("triplet", "softtriple") and len(row["outcomes"].split()) == 2
     records = sorted(p.read_text() for p in ResultStore(store).records_dir.glob("*.json"))
     # A second run reads every record back, computes nothing and writes the same table.
     assert main(args) == 0

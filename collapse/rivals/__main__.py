@@ -16,8 +16,8 @@ from collapse.cli import OneLineParser, parse_list
 from collapse.experiment import SimConfig
 from collapse.io import write_csv, write_json, write_text
 from collapse.optimize import MODELS
-from collapse.rivals import METHODS, RivalRun, grid_runs, method_cell, method_verdict
-from collapse.runs import ResultStore, check_marked_file, check_writable_dir, execute, hashed_stem
+from collapse.rivals import METHODS, grid_runs, method_cell, method_of, method_verdict, seed_outcome
+from collapse.runs import ResultStore, SimRun, check_marked_file, check_writable_dir, execute, hashed_stem
 
 DEFAULT_STORE = "results/store"
 DEFAULTS = {"methods": "all", "models": "tied,mlp", "noise": "0,0.1,0.3", "seeds": 3, "steps": 500, "seed": 0}
@@ -69,20 +69,20 @@ def row_command(args: argparse.Namespace, method: str) -> str:
     return " ".join(parts)
 
 
-def flat_rows(runs: Sequence[RivalRun], results: Sequence[dict]) -> list[dict]:
+def flat_rows(runs: Sequence[SimRun], results: Sequence[dict]) -> list[dict]:
     rows = []
     for run, res in zip(runs, results):
-        row = {"method": run.method, "loss": run.loss, "positive": run.positive, "negative": run.negative,
+        row = {"method": method_of(run), "loss": run.loss, "positive": run.positive, "negative": run.negative,
                "model": run.config.model, "noise": run.config.noise, "seeds": run.config.seeds,
                "steps": run.config.steps, "cell": method_cell(res), "key": run.key}  # fmt: skip
         row |= {k: v for k, v in res.items() if isinstance(v, (int, float))}
-        row |= {f"n_{s.replace(' ', '_')}": c for s, c in res["states"].items()}
+        row["outcomes"] = " ".join(seed_outcome(r).replace(" ", "_") for r in res["per_seed"])
         rows.append(row)
     return rows
 
 
 def markdown_table(args, runs, results, methods, models, noise) -> str:
-    by = {(r.method, r.config.model, r.config.noise): res for r, res in zip(runs, results)}
+    by = {(method_of(r), r.config.model, r.config.noise): res for r, res in zip(runs, results)}
     cols = [(m, e) for m in models for e in noise]
     head = ["method", "role"] + [f"{m} ε={e:g}" for m, e in cols] + ["verdict", "command (whole row)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
