@@ -60,6 +60,16 @@ def load_tool(name: str) -> ModuleType:
 open_notebooks = load_tool("open_notebooks")
 
 
+# Everything here talks to 127.0.0.1: never through a proxy the environment may name (CI machines often have one).
+NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def local_websocket(url: str, port: int, **options) -> websocket.WebSocket:
+    """A websocket to ``127.0.0.1:port`` over a socket we connect ourselves (websocket-client would use a proxy)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+    return websocket.create_connection(url, socket=sock, timeout=60, suppress_origin=True, **options)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -80,7 +90,7 @@ class LabServer:
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(req, timeout=60) as resp:
+            with NO_PROXY.open(req, timeout=60) as resp:
                 raw = resp.read()
                 return resp.status, json.loads(raw) if raw else None
         except urllib.error.HTTPError as exc:
@@ -156,9 +166,9 @@ class KernelChannel:
 
     def __init__(self, lab: LabServer, kernel_id: str):
         self.session = uuid.uuid4().hex
-        self.ws = websocket.create_connection(
-            f"ws://127.0.0.1:{lab.port}/api/kernels/{kernel_id}/channels?session_id={self.session}",
-            header=[f"Authorization: token {lab.token}"], timeout=60, suppress_origin=True,
+        self.ws = local_websocket(
+            f"ws://127.0.0.1:{lab.port}/api/kernels/{kernel_id}/channels?session_id={self.session}", lab.port,
+            header=[f"Authorization: token {lab.token}"],
         )
 
     def close(self) -> None:
@@ -207,6 +217,27 @@ def test_server_refuses_requests_without_the_token(lab):
     assert status == 200
     assert sorted(item["name"] for item in listing["content"] if item["type"] == "notebook") == \
         [p.name for p in NOTEBOOKS]
+
+
+def test_kernel_channel_sees_errors_and_figures(lab):
+    """The checks below can fail: an exception comes back as an error, a figure as image/png only when drawn."""
+    status, session = lab.request("POST", "/api/sessions", {"path": "scratch.ipynb", "type": "notebook",
+                                                             "name": "scratch.ipynb", "kernel": {"name": "python3"}})
+    assert status == 201
+    channel = KernelChannel(lab, session["kernel"]["id"])
+    try:
+        reply, outputs = channel.execute("x = 6 * 7\nprint(x)\n1 / 0", CELL_TIMEOUT_S)
+        assert reply["status"] == "error" and reply["ename"] == "ZeroDivisionError"
+        assert [o.output_type for o in outputs] == ["stream", "error"] and outputs[0].text == "42\n"
+        agg = "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()"
+        reply, outputs = channel.execute(agg, CELL_TIMEOUT_S)
+        assert DRAWS.search(agg) and reply["status"] == "ok"
+        assert not [o for o in outputs if "image/png" in o.get("data", {})]
+        reply, outputs = channel.execute("%matplotlib inline\nplt.plot([1, 2])\nplt.show()", CELL_TIMEOUT_S)
+        assert reply["status"] == "ok" and [o for o in outputs if "image/png" in o.get("data", {})]
+    finally:
+        channel.close()
+        lab.request("DELETE", f"/api/sessions/{session['id']}")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -278,8 +309,8 @@ def find_or_install_chromium() -> str:
 class DevTools:
     """The smallest Chrome DevTools Protocol client: numbered calls over one page's websocket."""
 
-    def __init__(self, ws_url: str):
-        self.ws = websocket.create_connection(ws_url, timeout=60, suppress_origin=True)
+    def __init__(self, ws_url: str, port: int):
+        self.ws = local_websocket(ws_url, port)
         self.next_id = 0
 
     def call(self, method: str, **params) -> dict:
@@ -302,7 +333,7 @@ def chromium(tmp_path):
     binary = find_or_install_chromium()
     port = free_port()
     cmd = [binary, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-           "--no-default-browser-check", "--disable-extensions", "--window-size=1400,900",
+           "--no-default-browser-check", "--disable-extensions", "--no-proxy-server", "--window-size=1400,900",
            f"--remote-debugging-port={port}", "--remote-allow-origins=*", f"--user-data-dir={tmp_path / 'profile'}",
            "about:blank"]
     log = tmp_path / "chromium.log"
@@ -315,10 +346,10 @@ def chromium(tmp_path):
             if proc.poll() is not None:
                 pytest.fail(f"chromium exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as resp:
+                with NO_PROXY.open(f"http://127.0.0.1:{port}/json/list", timeout=10) as resp:
                     pages = [t for t in json.loads(resp.read()) if t.get("type") == "page"]
                 if pages:
-                    client = DevTools(pages[0]["webSocketDebuggerUrl"])
+                    client = DevTools(pages[0]["webSocketDebuggerUrl"], port)
             except OSError:
                 pass
             if client is None:
