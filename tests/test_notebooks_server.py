@@ -114,7 +114,9 @@ def lab(tmp_path_factory):
         # The kernels import this checkout of collapse, whatever else the environment has installed.
         PYTHONPATH=os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
         OMP_NUM_THREADS="1",
-        COLLAPSE_RUNS_OUT=str(home / "runs"),  # a small pair trained by 04 stays out of results/
+        # What the notebooks compute goes to this test's folder, never to results/ of the checkout, and is computed
+        # afresh every time (a store of earlier runs would let a notebook pass without computing anything).
+        COLLAPSE_RUNS_OUT=str(home / "runs"), COLLAPSE_STORE=str(home / "store"),
     )
     # JupyterLab's own settings for this server: no autosave (the browser test must never write a notebook back)
     # and no prompt about fetching Jupyter news (no network, and it would cover part of the screenshot).
