@@ -310,8 +310,11 @@ def collapse_report(
     :func:`fine_precision_at_1`. The tolerance below which two modes count as one (``tol`` of
     :func:`submode_recovery`, ``tie_tol`` of :func:`fine_precision_at_1`) is half the ``margin`` when one is
     given (the resolution of :mod:`collapse.metrics.instrument`), else 0.05 x the ``inter_class_separation``
-    (and fine P@1 ties only exact equalities). Without a margin a class shrunk to a tiny scale can therefore
-    still read as structured; pass the margin.
+    (and fine P@1 ties only exact equalities). With a margin, the scale-free ratios whose denominator is the
+    class spacing (``mode_separation_ratio``, ``intra_inter_ratio``, ``intra_inter_centroid_ratio``, ``nc1``,
+    ``cdnv``) are ``nan`` when the mean distance between class centroids is below that resolution: a ratio of
+    unresolved distances would report structure that is not there. Without a margin a class shrunk to a tiny
+    scale can therefore still read as structured; pass the margin.
     """
     x, y = _inputs(embeddings, labels)
     m = as_labels(modes, x.shape[0], "modes")
@@ -322,6 +325,9 @@ def collapse_report(
     tol = TOL_FRACTION * out["inter_class_separation"] if margin is None else margin / 2.0
     out |= submode_recovery(x, y, m, tol=tol, random_state=random_state)
     out |= fine_precision_at_1(x, y, m, tie_tol=0.0 if margin is None else margin / 2.0)
+    if margin is not None and not out["inter_class_separation"] >= margin / 2.0:
+        for key in ("mode_separation_ratio", "intra_inter_ratio", "intra_inter_centroid_ratio", "nc1", "cdnv"):
+            out[key] = float("nan")
     return out
 
 
