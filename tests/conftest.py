@@ -7,6 +7,7 @@ variable ``HYPOTHESIS_PROFILE``, e.g. ``HYPOTHESIS_PROFILE=deep pytest tests``.
 from __future__ import annotations
 
 import os
+import tempfile
 
 import numpy as np
 import pytest
@@ -18,6 +19,12 @@ settings.register_profile(
 )
 settings.register_profile("deep", max_examples=500, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_configure(config) -> None:
+    # The commands' default result store is results/store of the working directory; the suite (and the notebooks it
+    # runs, which inherit the environment) keeps its records in a temporary folder instead.
+    os.environ.setdefault("COLLAPSE_STORE", tempfile.mkdtemp(prefix="collapse-test-store-"))
 
 
 def random_batch(

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from collapse.io import write_csv, write_json
-from collapse.runs import execute
+from collapse.runs import DEFAULT_STORE, execute
 from collapse.theory.force import kappa_symmetric, kappa_symmetric_eps
 from collapse.theory.force_measure import MC_MARGIN, ForcePointRun
 from collapse.theory.t4_finite_batch import critical_batch, decay_rates, eps_sibling_force, net_pull_intervals
@@ -71,7 +71,7 @@ class Params:
     theta: float = 0.6
     seed: int = 0
     #: The result store of the measured points.
-    store: str = "results/store"
+    store: str = DEFAULT_STORE
 
 
 FULL = {"eps_points": (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7), "n_batches": 512, "replicates": 16,
