@@ -12,6 +12,7 @@ halves of our triplets (what PML's ``BatchEasyHardMiner`` returns). pytorch-metr
 
 from __future__ import annotations
 
+from collapse.losses.base import as_groups
 from collapse.sampling import Sampler, Tuples
 
 # EasyPositiveMiner is built on first access by the module __getattr__ below (so PML is imported only then).
@@ -62,6 +63,9 @@ def _build_miner() -> type:
         def mine(self, embeddings, labels, ref_emb, ref_labels):
             if ref_emb is not embeddings:
                 raise ValueError("EasyPositiveMiner does not support ref_emb")
+            # Same input checks as our losses: NaN or inf embeddings are refused (they would be mined silently);
+            # an empty batch passes and yields no tuple, like PML's own TripletMarginMiner.
+            as_groups(embeddings, labels)
             mat = self.distance(embeddings)
             mat = -mat if self.distance.is_inverted else mat
             return as_pml_indices(self.sampler(mat, labels, dim=embeddings.shape[-1]))

@@ -106,6 +106,24 @@ def test_ref_emb_is_rejected(make_batch):
         interop.EasyPositiveMiner()(emb, labels, emb.clone(), labels)
 
 
+@pytest.mark.parametrize("negative", ["all", "random", "hard", "semihard", "distance"])
+def test_miner_on_empty_batch_yields_no_tuple_and_pml_loss_zero(negative):
+    emb = torch.zeros(0, 4, requires_grad=True)
+    labels = torch.zeros(0, dtype=torch.long)
+    indices = interop.EasyPositiveMiner(negative)(emb, labels)
+    assert len(indices) == 4 and all(i.numel() == 0 and i.dtype == torch.long for i in indices)
+    loss = pml_losses.TripletMarginLoss()(emb, labels, indices)
+    assert float(loss) == 0.0
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_miner_refuses_non_finite_embeddings(make_batch, bad):
+    emb, labels = make_batch(0)
+    emb[1, 2] = bad
+    with pytest.raises(ValueError, match="NaN or inf"):
+        interop.EasyPositiveMiner("semihard")(emb, labels)
+
+
 def test_as_pml_indices():
     D = EuclideanDistance()(torch.randn(2, 6, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))
     labels = torch.tensor([[0, 0, 0, 1, 1, 2], [0, 0, 1, 1, 2, 2]])
