@@ -1,0 +1,34 @@
+"""A cheap run kind for the run-layer tests (a module of its own, so workers can import it by name)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from collapse.runs import Kind, Run, register_kind
+
+
+@dataclass(frozen=True)
+class ToyRun(Run):
+    """``x`` squared, computed in blocks of equal ``group``; ``fail`` raises; ``log`` counts executions."""
+
+    KIND = "toy"
+    x: int = 0
+    group: int = 0
+    fail: bool = False
+    log: str = ""
+
+
+def measure_toy(runs: Sequence[ToyRun]) -> list[dict]:
+    for r in runs:
+        if r.log:
+            Path(r.log).mkdir(parents=True, exist_ok=True)
+            (Path(r.log) / f"{r.x}-{os.getpid()}-{os.urandom(4).hex()}").touch()
+        if r.fail:
+            raise RuntimeError(f"toy run {r.x} fails\nsecond line")
+    return [{"square": r.x * r.x, "block": [q.x for q in runs]} for r in runs]
+
+
+register_kind(Kind("toy", ToyRun, measure_toy, block_key=lambda r: r.group, cost=lambda runs: len(runs)))
