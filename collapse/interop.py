@@ -8,6 +8,10 @@ With ``negative="all"`` it returns PML's pair tuple ``(a1, p, a2, n)``: the easy
 has one, and every negative pair of those anchors. With any other negative rule it returns ``(a, p, a, n)``, the
 halves of our triplets (what PML's ``BatchEasyHardMiner`` returns). pytorch-metric-learning is imported only when
 :class:`EasyPositiveMiner` is first used; :func:`as_pml_indices` does not need it.
+
+Known divergence: when the miner returns exactly one positive and one negative pair, PML 2.9.0's pair losses
+(``ContrastiveLoss``, via ``GenericPairLoss``) return 0, while our :class:`~collapse.losses.ContrastiveLoss` keeps
+that pair's terms (see its docstring). The miner returns the same single pair as our sampler either way.
 """
 
 from __future__ import annotations

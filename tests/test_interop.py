@@ -124,6 +124,30 @@ def test_miner_refuses_non_finite_embeddings(make_batch, bad):
         interop.EasyPositiveMiner("semihard")(emb, labels)
 
 
+def _one_pair_batch():
+    """labels [1, 1, 0, 0]: with easy positives and semi-hard negatives exactly one triplet is mined here."""
+    emb = torch.randn(4, 8, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    return emb, torch.tensor([1, 1, 0, 0])
+
+
+def test_single_mined_pair_contrastive_divergence_from_pml_is_pinned():
+    # Our choice (documented in collapse.losses.contrastive): one mined pair is a pair, its terms count.
+    emb, labels = _one_pair_batch()
+    ours = ContrastiveLoss(sampler=Sampler("easy", "semihard"))(emb, labels)
+    (a,), (p,), (n,) = (t.tolist() for t in (ours.tuples.triplets.a, ours.tuples.triplets.p, ours.tuples.triplets.n))
+    d = EuclideanDistance()(emb)
+    expected = float(d[a, p]) + max(0.0, 1.0 - float(d[a, n]))  # pos_margin 0, neg_margin 1, avg over non-zero
+    assert float(ours.loss) == pytest.approx(expected, rel=1e-12) and expected > 1.0
+    # The miner hands PML exactly that pair ...
+    miner_idx = interop.EasyPositiveMiner("semihard")(emb, labels)
+    assert [i.tolist() for i in miner_idx] == [[a], [p], [a], [n]]
+    # ... and PML 2.9.0's GenericPairLoss returns 0 when every index tuple has at most one entry; with two pairs
+    # (a second batch row) it agrees with ours again.
+    assert float(pml_losses.ContrastiveLoss()(emb, labels, miner_idx)) == 0.0
+    two = (torch.tensor([a, p]), torch.tensor([p, a]), torch.tensor([a, a]), torch.tensor([n, n]))
+    assert float(pml_losses.ContrastiveLoss()(emb, labels, two)) == pytest.approx(expected, rel=1e-9)
+
+
 def test_as_pml_indices():
     D = EuclideanDistance()(torch.randn(2, 6, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))
     labels = torch.tensor([[0, 0, 0, 1, 1, 2], [0, 0, 1, 1, 2, 2]])
