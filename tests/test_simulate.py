@@ -4,6 +4,7 @@ import sys
 
 import pytest
 
+from collapse.experiment import COLLAPSE_THRESHOLD, verdict
 from collapse.simulate import main
 
 
@@ -53,7 +54,23 @@ def test_small_run_writes_json_csv_png_and_prints_table(tmp_path, capsys):
     payload = json.loads(next(tmp_path.glob("*.json")).read_text())
     assert [r["positive"] for r in payload["results"]] == ["random", "easy"]
     assert payload["config"]["seeds"] == 2 and len(payload["results"][0]["per_seed"]) == 2
-    assert payload["results"][0]["verdict"] in ("collapsed", "modes kept")
+    results = payload["results"]
+    for r in results:  # the verdict follows from the row's own numbers
+        assert r["verdict"] == verdict(r["mode_separation"])
+        assert r["seeds_collapsed"] == sum(s["mode_separation"] < COLLAPSE_THRESHOLD for s in r["per_seed"])
+    # 30 steps are far too few for the collapse the full run shows: both keep their modes, EPS spreads them more.
+    assert [r["verdict"] for r in results] == ["modes kept", "modes kept"]
+    assert results[1]["mode_separation"] > results[0]["mode_separation"]
+
+
+def test_contrastive_without_noise_is_judged_collapsed(tmp_path, capsys):
+    # With pos_margin 0 every positive pair is pulled to distance 0 (T0): the other verdict, on the same path.
+    rc = main(["--loss", "contrastive", "--positive", "random", "--noise", "0", "--steps", "150", "--seeds", "2",
+               "--workers", "1", "--out", str(tmp_path)])  # fmt: skip
+    assert rc == 0
+    (row,) = json.loads(next(tmp_path.glob("*.json")).read_text())["results"]
+    assert row["verdict"] == "collapsed" and row["seeds_collapsed"] == 2 and row["mode_separation"] < 0.01
+    assert "collapsed" in capsys.readouterr().out
 
 
 def test_help_lists_every_flag(capsys):
