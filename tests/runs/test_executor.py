@@ -70,6 +70,25 @@ def test_an_existing_dask_cluster_by_address(tmp_path):
         cluster.close()
 
 
+def test_a_killed_dask_worker_costs_only_its_own_block(tmp_path):
+    marker = tmp_path / "killed-once"
+    runs = [ToyRun(x, group=x % 2, kill_once=str(marker) if x == 1 else "") for x in range(4)]
+    ex = execute(runs, tmp_path / "store", backend="dask", workers=2, progress=False)
+    assert (ex.computed, ex.failed) == (4, 0) and marker.is_file()  # the block was rescheduled and finished
+    killed = int(marker.read_text())
+    store = ResultStore(tmp_path / "store")
+    assert store.result(runs[1])["square"] == 1 and store.result(runs[1])["pid"] != killed
+
+
+def test_a_dead_process_pool_fails_its_blocks_and_a_rerun_finishes_them(tmp_path):
+    marker = tmp_path / "killed-once"
+    runs = [ToyRun(x, group=x, kill_once=str(marker) if x == 0 else "") for x in range(3)]
+    first = execute(runs, tmp_path / "store", backend="processes", workers=1, progress=False)
+    assert first.failed >= 1 and "BrokenProcessPool" in first.errors[0]
+    second = execute(runs, tmp_path / "store", backend="processes", workers=1, progress=False)
+    assert second.failed == 0 and [r["square"] for r in second.results()] == [0, 1, 4]
+
+
 def test_bad_backend_is_one_line():
     with pytest.raises(ValueError, match="backend must be one of inline, processes, dask; got 'threads'"):
         make_backend("threads")
