@@ -23,6 +23,7 @@ from collapse.sampling import NEGATIVE_RULES, POSITIVE_RULES, PKBatchSampler
 
 __all__ = [
     "COLLAPSE_THRESHOLD",
+    "MAX_ENTRIES",
     "MEASURES",
     "SimConfig",
     "SimResult",
@@ -44,6 +45,12 @@ COLLAPSE_THRESHOLD = 0.1
 #: ``"separation"``: only :func:`collapse.metrics.mode_separation` per run (cheap); ``"full"``: every measure of
 #: :func:`collapse.metrics.collapse_report` (adds k-means sub-mode recovery, about 20 ms a run).
 MEASURES = ("separation", "full")
+
+
+#: Most tensor entries a simulation may hold (all seeds' embeddings of every point, data and batch matrices):
+#: 2**31 float32 entries are 8 GiB. A larger configuration is refused up front with a one-line error instead of
+#: failing in the allocator (or overflowing an index) after the run has started.
+MAX_ENTRIES = 1 << 31
 
 
 @dataclass(frozen=True)
@@ -98,6 +105,18 @@ class SimConfig:
         check_choice("schedule", self.schedule, SCHEDULES)
         check_int("seed", self.seed, low=0)
         check_int("seeds", self.seeds, low=1)
+        check_int("data_seed", self.data_seed, low=0)
+        # Sizes as python integers (no tuple of `classes` entries is built, so a huge count cannot overflow here).
+        total_modes = self.modes * self.classes if isinstance(self.modes, int) else sum(self.modes)
+        points = total_modes * self.samples_per_mode
+        batch = self.P * self.samples_per_class
+        entries = self.seeds * (points * max(self.dim, self.input_dim) + batch * batch) + points * self.input_dim
+        if entries > MAX_ENTRIES:
+            raise ValueError(
+                f"configuration too large: classes={self.classes}, modes={self.modes}, "
+                f"samples_per_mode={self.samples_per_mode}, dim={self.dim}, seeds={self.seeds} need about "
+                f"{float(entries):.2g} tensor entries; at most {float(MAX_ENTRIES):.2g} are allowed"
+            )
 
     @property
     def modes_per_class(self) -> tuple[int, ...]:

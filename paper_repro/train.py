@@ -478,6 +478,15 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     )
 
 
+def _resume_hint(out: Path) -> str:
+    """Where an interrupted run stands (checkpoints are atomic, so the last one is whole) and how to continue it."""
+    try:
+        step = int(json.loads((out / "metrics.json").read_text())["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"{out} has no checkpoint yet; run the same command with --resume to start it again from step 0"
+    return f"{out} keeps its checkpoint of step {step}; run the same command with --resume to continue from it"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -486,6 +495,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, TypeError, OSError, FloatingPointError) as exc:
         print(f"python -m paper_repro.train: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"\npython -m paper_repro.train: interrupted; {_resume_hint(Path(args.out))}", file=sys.stderr)
+        return 130
     if result.get("final") and int(os.environ.get("RANK", "0")) == 0:  # the other ranks hold no metrics
         keys = [k for k in result["final"] if k not in ("step", "anchors_without_positive")]
         print(json.dumps({k: round(result["final"][k], 4) for k in keys}, indent=1))
