@@ -269,3 +269,131 @@ def test_skip_bad_counts_are_in_metrics_json(tmp_path, capsys):
         assert train(args) == 0
     skipped = json.loads((tmp_path / "run" / "metrics.json").read_text())["bad_files_skipped"]
     assert skipped == {"train": {"count": 1, "files": [str(bad)]}, "test": {"count": 0, "files": []}}
+
+
+# --- command lines ------------------------------------------------------------------------------------------------
+def test_sweep_refuses_a_malformed_scheduler_address_before_connecting(tmp_path, capsys, monkeypatch):
+    import distributed
+
+    from collapse.sweep import main as sweep
+
+    monkeypatch.setattr(distributed, "Client", lambda *a, **k: pytest.fail("connected to a malformed address"))
+    for bad in ("notanaddress", "tcp://host", "tcp://host:99999", "tcp://host:port"):
+        with pytest.raises(SystemExit) as exc:
+            sweep(["--scheduler", bad, "--out", str(tmp_path / "out"), "--store", str(tmp_path / "store")])
+        assert exc.value.code == 2
+        err = one_line(capsys.readouterr().err)
+        assert "--scheduler" in err and repr(bad) in err and "tcp://host:8786" in err
+    assert not any(tmp_path.iterdir())
+
+
+def test_sweep_dry_run_names_a_bad_grid_value(tmp_path, capsys):
+    from collapse.sweep import main as sweep
+
+    for grid, field in (("data_seed=-5", "data_seed"), ("seed=-1", "seed"), ("dim=0", "dim")):
+        with pytest.raises(SystemExit) as exc:
+            sweep(["--grid", grid, "--dry-run", "--out", str(tmp_path / "out")])
+        assert exc.value.code == 2
+        err = one_line(capsys.readouterr().err)
+        assert f"grid field {field}" in err
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "argv, says",
+    [
+        (["--classes", "99999999999999999999"], "configuration too large: classes=99999999999999999999"),
+        (["--dim", "1e11"], "--dim: invalid int value: '1e11'"),
+        (["--dim", "100000000000"], "configuration too large"),
+        (["--samples-per-mode", "10000000000"], "samples_per_mode=10000000000"),
+    ],
+)
+def test_simulate_refuses_sizes_no_machine_holds(tmp_path, capsys, argv, says):
+    from collapse.simulate import main as simulate
+
+    with pytest.raises(SystemExit) as exc:
+        simulate([*argv, "--out", str(tmp_path / "out"), "--store", str(tmp_path / "store")])
+    assert exc.value.code == 2
+    assert says in one_line(capsys.readouterr().err)
+    assert not any(tmp_path.iterdir())
+
+
+def _interrupt(cmd: list[str], ready, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``cmd`` in its own process group, wait until ``ready()``, then Ctrl-C the group (what a terminal does)."""
+    import time
+
+    proc = subprocess.Popen(cmd, cwd=cwd, env=os.environ | {"PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + timeout
+    while not ready() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.communicate()
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_train_stops_cleanly_and_the_run_resumes(tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "paper_repro.train", "--dataset", "digits", "--steps", "100000", "--eval-every",
+           "10", "--batch-classes", "3", "--samples-per-class", "4", "--dim", "8", "--out", str(out),
+           "--no-progress"]  # fmt: skip
+    done = _interrupt(cmd, lambda: (out / "metrics.json").is_file(), tmp_path)
+    assert done.returncode == 130
+    msg = one_line(done.stderr)
+    assert "interrupted" in msg and "--resume" in msg and f"{out} keeps its checkpoint of step" in msg
+    assert not list(out.glob(".*.tmp"))  # no half-written checkpoint or JSON
+    step = int(json.loads((out / "metrics.json").read_text())["step"])
+    resumed = subprocess.run([*cmd[:6], str(step + 10), *cmd[7:], "--resume"], cwd=tmp_path, capture_output=True,
+                             text=True, env=os.environ | {"PYTHONPATH": str(ROOT)}, timeout=300)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((out / "metrics.json").read_text())["step"] == step + 10
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["processes", "dask"])
+def test_ctrl_c_in_sweep_stops_cleanly_and_keeps_the_store(tmp_path, backend):
+    store = tmp_path / "store"
+    cmd = [sys.executable, "-m", "collapse.sweep", "--backend", backend, "--grid", "noise=0,0.1", "steps=20000",
+           "seeds=1", "--out", str(tmp_path / "out"), "--store", str(store), "--no-progress"]  # fmt: skip
+    done = _interrupt(cmd, lambda: (store / "records").is_dir(), tmp_path)
+    assert done.returncode == 130
+    lines = [ln for ln in done.stderr.splitlines() if ln.strip() and "resource_tracker" not in ln
+             and "warnings.warn" not in ln]  # fmt: skip
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "interrupted" in lines[0] and str(store) in lines[0] and "same command again" in lines[0]
+    assert not [p for p in store.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_figures_say_so_when_no_manifest_was_written(tmp_path, capsys):
+    from paper_repro.figures.__main__ import main as figures
+
+    out = tmp_path / "figs"
+    rc = figures(["--only", "e", "--data-root", str(tmp_path / "no-data"), "--train-root", str(tmp_path / "train"),
+                  "--runs-root", str(tmp_path / "runs"), "--out", str(out), "--no-progress"])  # fmt: skip
+    assert rc == 1
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "0/1 figures" in last and "manifest.json not written" in last
+    assert not (out / "manifest.json").exists()
+
+
+@pytest.mark.parametrize(
+    "module, argv, says",
+    [
+        ("paper_repro.evaluate", [], "the following arguments are required: --run"),
+        ("paper_repro.datasets.fetch", ["--dataset", "cifar"], "--dataset"),
+        ("collapse.metrics.controls", ["--seed", "x"], "--seed"),
+        ("collapse.simulate", ["--noise"], "--noise"),
+        ("paper_repro.train", ["--steps"], "--steps"),
+    ],
+)
+def test_missing_or_bad_flags_are_one_line_without_usage(capsys, module, argv, says):
+    import importlib
+
+    main = importlib.import_module(module).main
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = one_line(capsys.readouterr().err)
+    assert says in err and "usage:" not in err

@@ -14,11 +14,14 @@ results as soon as it finishes; only the calling process writes records.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from collapse._validation import check_choice, check_int
@@ -66,6 +69,30 @@ def compute_block(block: Block) -> tuple[list[dict], float]:
     with single_thread():
         results = block.compute()
     return results, time.perf_counter() - start
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold Ctrl-C while worker processes start and raise it afterwards.
+
+    A KeyboardInterrupt raised inside Python's fork hooks is dropped ("Exception ignored in _releaseLock"), so a
+    Ctrl-C that lands while a pool forks would be lost and the command would run on. Off the main thread (where
+    signal handlers cannot be set) this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        if previous is signal.default_int_handler:
+            raise KeyboardInterrupt
+        if callable(previous):
+            previous(signal.SIGINT, None)
 
 
 def _init_worker() -> None:
@@ -119,7 +146,8 @@ class Backend:
         pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker)
         interrupted = False
         try:
-            futures = {pool.submit(compute_block, b): i for i, b in enumerate(blocks)}
+            with _sigint_deferred():  # the first submit forks the workers
+                futures = {pool.submit(compute_block, b): i for i, b in enumerate(blocks)}
             for fut in as_completed(futures):
                 try:
                     results, seconds = fut.result()
@@ -140,16 +168,17 @@ class Backend:
         from distributed import Client, as_completed
 
         cluster, client = None, self.client
-        if client is None:
-            if self.address is not None:
-                try:
-                    client = Client(self.address)
-                except OSError as exc:  # unreachable after Dask's connect timeout: one line, no traceback
-                    raise ConnectionError(f"cannot reach the Dask scheduler at {self.address}: {exc}") from None
-            else:
-                cluster = make_local_cluster(self.workers, self.allowed_failures)
-                client = Client(cluster)
         try:
+            if client is None:
+                if self.address is not None:
+                    try:
+                        client = Client(self.address)
+                    except OSError as exc:  # unreachable after Dask's connect timeout: one line, no traceback
+                        raise ConnectionError(f"cannot reach the Dask scheduler at {self.address}: {exc}") from None
+                else:
+                    with _sigint_deferred():  # the cluster starts its worker processes
+                        cluster = make_local_cluster(self.workers, self.allowed_failures)
+                        client = Client(cluster)
             futures = {}
             for i, b in enumerate(blocks):
                 # A unique key: a rerun on a long-lived cluster must not pick up an old result of the same block.
@@ -164,7 +193,7 @@ class Backend:
                     done(futures[fut], results, None, seconds)
                 fut.release()
         finally:
-            if self.client is None:
+            if self.client is None and client is not None:
                 client.close()
             if cluster is not None:
                 cluster.close()
