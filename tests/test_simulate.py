@@ -68,9 +68,9 @@ def test_small_run_writes_json_csv_png_and_prints_table(tmp_path, capsys):
 def test_contrastive_without_noise_is_judged_collapsed(tmp_path, capsys):
     # With pos_margin 0 every positive pair is pulled to distance 0 (T0): the other verdict, on the same path.
     rc = main(["--loss", "contrastive", "--positive", "random", "--noise", "0", "--steps", "150", "--seeds", "2",
-               "--workers", "1", "--out", str(tmp_path)])  # fmt: skip
+               "--workers", "1", "--out", str(tmp_path / "out"), "--store", str(tmp_path / "store")])  # fmt: skip
     assert rc == 0
-    (row,) = json.loads(next(tmp_path.glob("*.json")).read_text())["results"]
+    (row,) = json.loads(next((tmp_path / "out").glob("*.json")).read_text())["results"]
     assert row["verdict"] == "collapsed" and row["seeds_collapsed"] == 2 and row["mode_separation"] < 0.01
     assert "collapsed" in capsys.readouterr().out
 
