@@ -36,6 +36,7 @@ def test_bad_flags_exit_non_zero_with_one_line(argv, flag, tmp_path, capsys):
     assert not any(tmp_path.iterdir())  # nothing written
 
 
+@pytest.mark.slow
 def test_out_of_range_noise_from_the_command_line(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "collapse.simulate", "--noise", "1.5", "--out", str(tmp_path)],

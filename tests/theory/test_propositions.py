@@ -49,6 +49,7 @@ def test_t0_clean_construction_needs_room():
         clean_configuration(ModeModel.symmetric(3, 2, 0.0), alpha=3.0)
 
 
+@pytest.mark.slow
 @minimiser_settings(ci=3, deep=30)
 @given(st.integers(2, 4), st.integers(2, 3), st.floats(0.0, 0.5), st.integers(0, 1000))
 def test_t0_contrastive_minimisers_collapse_at_every_noise_level(C, K, eps_frac, seed):
