@@ -84,7 +84,7 @@ def test_the_default_chunk_size_splits_these_batches():
 
 @pytest.mark.parametrize("kind", sorted(BATCHES))
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
-@pytest.mark.parametrize("negative", ["hard", "semihard", "all"])
+@pytest.mark.parametrize("negative", ["hard", "semihard", pytest.param("all", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("positive", ["easy", "hard"])
 def test_fused_equals_generic_past_512_in_several_chunks(positive, negative, dtype, kind):
     D, labels = BATCHES[kind](dtype)
@@ -95,6 +95,7 @@ def test_fused_equals_generic_past_512_in_several_chunks(positive, negative, dty
     assert len(generic.positive_pairs) > BATCH  # both groups, nearly every anchor has a positive
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 @pytest.mark.parametrize("negative", ["hard", "semihard"])
 @pytest.mark.parametrize("positive", ["easy", "hard"])
@@ -127,6 +128,7 @@ def test_chunk_size_does_not_change_the_result(monkeypatch, rule, kind, dtype):
     assert 0 < int(first_valid.sum()) <= GROUPS * BATCH
 
 
+@pytest.mark.slow
 def test_triplet_loss_is_the_same_through_the_fused_and_the_generic_path():
     D, labels = float_batch(torch.float64)
     gen = torch.Generator().manual_seed(3)
