@@ -103,6 +103,7 @@ def test_easy_positive_miner_on_empty_batch_and_nan():
 
 
 # --- files --------------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_sigkill_during_checkpoint_save_leaves_a_temporary_that_the_next_save_removes(tmp_path):
     path = tmp_path / CHECKPOINT
     save_checkpoint(path, {"step": 1})
@@ -129,6 +130,7 @@ def test_sigkill_during_checkpoint_save_leaves_a_temporary_that_the_next_save_re
     assert torch.load(path, weights_only=True) == {"step": 3}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "not-a-checkpoint"])
 def test_corrupt_checkpoint_is_one_line_in_evaluate_and_resume(tmp_path, finished_run, capsys, damage):
     from paper_repro.evaluate import main as evaluate
@@ -256,6 +258,7 @@ def test_cub_paths_leaving_the_data_folder_are_refused(tmp_path, bad):
     assert str(images_txt) in msg and repr(bad) in msg
 
 
+@pytest.mark.slow
 def test_skip_bad_counts_are_in_metrics_json(tmp_path, capsys):
     from paper_repro.train import main as train
 

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
 
@@ -41,6 +43,7 @@ def _budgets(profile: str) -> dict[str, int]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_deep_raises_the_example_count_of_every_hypothesis_test():
     ci, deep = _budgets("ci"), _budgets("deep")
     assert set(ci) == set(deep) and len(ci) >= 40  # the suite has many hypothesis tests; none was missed
