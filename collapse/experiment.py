@@ -189,8 +189,16 @@ def instrument_margin(loss_fn: MetricLoss) -> float:
     Triplet and margin loss: their margin :math:`\alpha`. Contrastive: ``neg_margin - pos_margin``, the gap it puts
     between positives and negatives. NCA: :math:`\sqrt{2\tau}`, the distance on the unit sphere whose cosine
     similarity differs by one temperature (one unit of logit). Multi-similarity: :math:`\sqrt{2/\beta}`, the same
-    for its negative scale :math:`\beta`.
+    for its negative scale :math:`\beta`. SupCon and L_spread: :math:`\sqrt{2\tau}` as NCA. SoftTriple and sub-centre
+    ArcFace, whose ``margin`` is not a distance: :math:`\sqrt{2/s}` at their logit scale s (SoftTriple's
+    :math:`\lambda`, ArcFace's s), as multi-similarity.
     """
+    from collapse.losses import SoftTripleLoss, SubCenterArcFaceLoss
+
+    if isinstance(loss_fn, SoftTripleLoss):
+        return float(np.sqrt(2.0 / loss_fn.la))
+    if isinstance(loss_fn, SubCenterArcFaceLoss):
+        return float(np.sqrt(2.0 / loss_fn.scale))
     if hasattr(loss_fn, "margin"):
         return float(loss_fn.margin)
     if hasattr(loss_fn, "neg_margin"):
@@ -300,6 +308,7 @@ def train_configuration(
         negative,
         num_classes=data.n_classes,
         num_groups=G,
+        embedding_dim=config.dim,
         random_state=gen,
         **(loss_kwargs or {}),
     )
@@ -380,3 +389,4 @@ def run_simulation(
 def with_overrides(config: SimConfig, **overrides) -> SimConfig:
     """A copy of ``config`` with some fields replaced (validated again)."""
     return replace(config, **overrides)
+
