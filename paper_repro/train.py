@@ -87,8 +87,10 @@ class StepBatchData(Dataset):
         positions = D.rank_slice(torch.arange(self.batches.batch_size), self.rank, self.world)
         idx = self.batches.indices(step)[positions]
         # Transform before stacking, so images of different native sizes (CUB, Cars) batch.
-        gens = [torch.Generator().manual_seed(step_seed(self.seed, step, AUGMENT_STREAM, j)) for j in positions.tolist()]
-        return transformed_batch(self.dataset, idx, self.transform, gens if self.transform is not None else None)
+        if self.transform is None:
+            return transformed_batch(self.dataset, idx, None)
+        seeds = [step_seed(self.seed, step, AUGMENT_STREAM, j) for j in positions.tolist()]
+        return transformed_batch(self.dataset, idx, self.transform, [torch.Generator().manual_seed(s) for s in seeds])
 
 
 def _metrics_payload(
