@@ -10,6 +10,7 @@ from collapse.metrics.collapse_measures import (
     submode_recovery,
 )
 from collapse.metrics.knn import iter_knn, knn
+from collapse.metrics.probes import PROBE_KEYS, eta_squared, standardise_within, subclass_probes
 from collapse.metrics.retrieval import (
     map_at_r,
     nmi_kmeans,
@@ -20,8 +21,10 @@ from collapse.metrics.retrieval import (
 )
 
 __all__ = [
+    "PROBE_KEYS",
     "cdnv",
     "collapse_report",
+    "eta_squared",
     "fine_precision_at_1",
     "intra_inter_ratio",
     "iter_knn",
@@ -34,5 +37,7 @@ __all__ = [
     "r_precision",
     "recall_at_k",
     "retrieval_metrics",
+    "standardise_within",
+    "subclass_probes",
     "submode_recovery",
 ]
