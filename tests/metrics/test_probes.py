@@ -9,12 +9,13 @@ from collapse.metrics import eta_squared, subclass_probes
 
 
 def blobs(seed: int, n: int = 60, d: int = 6, sep: float = 4.0, spread: float = 1.0):
-    """Two coarse classes x three fine labels each (fixed population), fine means ``sep`` apart, Gaussian spread ``spread``."""
+    """Two coarse classes x three fine labels (one fixed population), fine means ``sep`` apart, spread ``spread``."""
     rng = np.random.default_rng(seed)
     y = np.repeat(np.arange(2), 3 * n)
     m = np.repeat(np.arange(6), n)
     # One set of centres for every seed: a seed draws a new sample of the same population.
-    centres = np.random.default_rng(99).normal(size=(6, d)) * sep + np.repeat(np.array([[20.0] * d, [-20.0] * d]), 3, axis=0)
+    coarse = np.repeat(np.array([[20.0] * d, [-20.0] * d]), 3, axis=0)
+    centres = np.random.default_rng(99).normal(size=(6, d)) * sep + coarse
     x = centres[m] + spread * rng.normal(size=(m.size, d))
     return x, y, m
 
