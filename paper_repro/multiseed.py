@@ -59,6 +59,7 @@ __all__ = [
     "MLPHead",
     "grouped_loss",
     "train_grouped",
+    "train_heads",
 ]
 
 DETERMINISTIC_POSITIVES = ("all", "easy", "hard")
@@ -206,16 +207,20 @@ def _deterministic(loss) -> bool:
     return s.positive.name in DETERMINISTIC_POSITIVES and s.negative.name in DETERMINISTIC_NEGATIVES
 
 
-def grouped_loss(losses: Sequence, emb: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, list]:
-    """Sum over runs of run g's loss on ``emb[g]``, and the per-run :class:`LossOutput`-like (loss, tuples) list.
+def grouped_loss(
+    losses: Sequence, emb: torch.Tensor, labels: torch.Tensor, *, own_streams: bool = True
+) -> tuple[torch.Tensor, list]:
+    """Sum over runs of run g's loss on ``emb[g]``, and the per-run (loss value, tuples) list.
 
-    Runs with deterministic samplers and the same loss class and rules share one grouped call.
+    Runs with deterministic samplers and the same loss class and rules share one grouped call. With
+    ``own_streams=False`` runs with random rules are grouped too, drawing from the first run's generator: each
+    run's tuples are then other (equally random) draws than alone, and the program is much faster for many runs.
     """
     G = emb.shape[0]
     outputs: list = [None] * G
     batches: dict[tuple, list[int]] = {}
     for g, loss in enumerate(losses):
-        if _deterministic(loss) and not list(loss.parameters()):
+        if (not own_streams or _deterministic(loss)) and not list(loss.parameters()):
             batches.setdefault((type(loss), repr(loss)), []).append(g)
         else:
             batches[("own", g)] = [g]
@@ -353,3 +358,66 @@ def _evaluate(model: EmbeddingNet, test_ds, eval_tf, cfg: TrainConfig, dev: torc
 
     return evaluate_model(model, test_ds, transform=eval_tf, batch_size=cfg.eval_batch_size, device=dev,
                           random_state=cfg.seed)  # fmt: skip
+
+
+def train_heads(
+    features: torch.Tensor,
+    labels: Sequence[np.ndarray],
+    *,
+    losses: Sequence,
+    lrs: Sequence[float],
+    seeds: Sequence[int],
+    batch_classes: int,
+    samples_per_class: int,
+    steps: int,
+    dim: int = 64,
+    hidden: int = 256,
+    window: int = 100,
+    on_window: Callable[[int, GroupedMLP], list[dict]] | None = None,
+    own_streams: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Train G MLP heads on fixed ``features (N, F)``, run g on labels ``labels[g]`` (its own, e.g. noisy, labels),
+    with loss ``losses[g]``, learning rate ``lrs[g]``, initialisation and batches seeded by ``seeds[g]``.
+
+    Every ``window`` steps each run's curve gets ``{"step", "train_loss"}`` (the mean loss over the window) and,
+    with ``on_window(step, net)``, whatever it returns for that run. Returns ``{"net": GroupedMLP, "curves":
+    [[...] per run], "seconds": training seconds (windows' callbacks excluded)}``.
+    """
+    G = len(labels)
+    if not (len(losses) == len(lrs) == len(seeds) == G):
+        raise ValueError(f"labels, losses, lrs and seeds must have one entry per run, got {len(labels)}, "
+                         f"{len(losses)}, {len(lrs)} and {len(seeds)}")  # fmt: skip
+    features = torch.as_tensor(features, dtype=torch.float32)
+    heads = []
+    for s in seeds:
+        torch.manual_seed(int(s))
+        heads.append(MLPHead(features.shape[1], dim=dim, hidden=hidden))
+    net = GroupedMLP(heads)
+    opt = GroupedAdam(list(net.parameters()), lrs)
+    samplers = [StepBatches(y, batch_classes, samples_per_class, seed=int(s)) for y, s in zip(labels, seeds)]
+    ys = [torch.as_tensor(np.asarray(y), dtype=torch.long) for y in labels]
+    curves: list[list[dict]] = [[] for _ in range(G)]
+    running = torch.zeros(G, dtype=torch.float64)
+    seconds, tick, n = 0.0, time.perf_counter(), 0
+    for step in tqdm(range(1, steps + 1), disable=not progress, desc=f"{G} heads", leave=False):
+        idx = torch.stack([b.indices(step) for b in samplers])  # (G, B)
+        x = features[idx]
+        y = torch.stack([ys[g][idx[g]] for g in range(G)])
+        total, outs = grouped_loss(losses, net(x), y, own_streams=own_streams)
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+        running += torch.stack([o[0].double() for o in outs])
+        n += 1
+        if step % window == 0 or step == steps:
+            seconds += time.perf_counter() - tick
+            if not bool(torch.isfinite(running).all()):
+                raise FloatingPointError(f"a head's training loss became NaN or infinite at step {step}; lower lr")
+            extra = on_window(step, net) if on_window is not None else [{} for _ in range(G)]
+            for g in range(G):
+                curves[g].append({"step": step, "train_loss": float(running[g]) / n} | extra[g])
+            running.zero_()
+            n = 0
+            tick = time.perf_counter()
+    return {"net": net, "curves": curves, "seconds": seconds}
