@@ -80,8 +80,8 @@ class StudyPlan:
 
 
 FULL = StudyPlan()
-QUICK = StudyPlan(n_train=3000, n_test=1500, cnn_steps=150, noises=(0.0, 0.3), Ms=(18,), add_critical_M=False,
-                  negatives=("all",), lrs=(1e-3, 3e-3), steps=1200, window=200, null_permutations=10)  # fmt: skip
+QUICK = StudyPlan(n_train=2000, n_test=1000, cnn_steps=150, noises=(0.0, 0.3), Ms=(18,), add_critical_M=False,
+                  negatives=("all",), lrs=(1e-3, 3e-3), steps=1200, window=100, null_permutations=5)  # fmt: skip
 
 
 # --- data and features --------------------------------------------------------------------------------------------
@@ -253,13 +253,20 @@ def plan_runs(plan: StudyPlan, features: str, M: int) -> list[Run]:
     return runs
 
 
-def _command(quick: bool, r: Run) -> str:
-    return (f"python -m paper_repro.study{' --quick' if quick else ''} --features {r.features} --M {r.M} "
-            f"--noise {r.noise:g}")  # fmt: skip
+def _command(prefix: str, r: Run) -> str:
+    """The command that reruns the cell of run ``r`` (the study's own command, filtered to that cell)."""
+    return f"{prefix} --features {r.features} --M {r.M} --noise {r.noise:g}"
 
 
-def run_study(plan: StudyPlan, out: str | Path, *, quick: bool = False, progress: bool = True) -> dict:
-    """Run ``plan`` and write its files under ``out`` (see the module docstring); return the summary."""
+def run_study(
+    plan: StudyPlan, out: str | Path, *, quick: bool = False, progress: bool = True, command: str | None = None
+) -> dict:
+    """Run ``plan`` and write its files under ``out`` (see the module docstring); return the summary.
+
+    ``command`` is the command line that ran the study without its cell filters (each cell's rerun command is it
+    plus ``--features F --M M --noise E``); by default ``python -m paper_repro.study [--quick]``.
+    """
+    prefix = command or f"python -m paper_repro.study{' --quick' if quick else ''}"
     from paper_repro.label_noise import noisy_labels
     from paper_repro.multiseed import train_heads
 
@@ -276,6 +283,7 @@ def run_study(plan: StudyPlan, out: str | Path, *, quick: bool = False, progress
     t_features = time.perf_counter() - t0
     rows, curves_rows = [], []
     floors = []
+    reference = None  # a clean easy-positive triplet head's embeddings: the synthetic controls transform it
     for name, (ff, _fv, ft) in feats.items():
         margin = LOSS_MARGIN["triplet"][1]
         j = judge_embeddings(ff, fit.labels, fit.fine_labels, ft, test.labels, test.fine_labels, margin=margin,
@@ -317,31 +325,69 @@ def run_study(plan: StudyPlan, out: str | Path, *, quick: bool = False, progress
             for g, (r, curve) in enumerate(zip(runs, res["curves"])):
                 if r.lr != best[r.cell][0]:
                     continue
+                if reference is None and (r.noise, r.loss, r.positive, r.labels) == (0.0, "triplet", "easy", "coarse"):
+                    reference = {"run": asdict(r), "fit": (e_fit[g], fit.labels, fit.fine_labels),
+                                 "test": (e_test[g], test.labels, test.fine_labels)}  # fmt: skip
                 j = judge_embeddings(e_fit[g], fit.labels, fit.fine_labels, e_test[g], test.labels, test.fine_labels,
                                      margin=LOSS_MARGIN[r.loss][1], loss=curve[-1]["train_loss"],
                                      null_permutations=plan.null_permutations, random_state=r.seed)  # fmt: skip
                 rows.append(asdict(r) | {"val_coarse_map_at_r": curve[-1]["val_coarse_map_at_r"],
                                          "final_train_loss": curve[-1]["train_loss"],
                                          "converged": converged(curve, plan.converge_tol),
-                                         "command": _command(quick, r)} | j)  # fmt: skip
-    comparisons = compare(rows, plan.gate_tol, quick)
+                                         "command": _command(prefix, r)} | j)  # fmt: skip
+    controls = embedding_controls(reference, plan) if reference is not None else []
+    comparisons = compare(rows, plan.gate_tol, prefix)
     seconds = time.perf_counter() - t0
-    summary = {"plan": plan.to_dict(), "quick": quick, "classes": classes, "modes_per_class": modes,
+    summary = {"plan": plan.to_dict(), "quick": quick, "command": prefix, "classes": classes, "modes_per_class": modes,
                "critical_M": {str(k): v for k, v in mstar.items()}, "Ms": Ms, "seconds": seconds,
                "seconds_features": t_features, "n_fit": len(fit), "n_val": len(val), "n_test": len(test),
-               "threads": torch.get_num_threads(), "floors": floors, "comparisons": comparisons}  # fmt: skip
+               "threads": torch.get_num_threads(), "floors": floors, "comparisons": comparisons,
+               "controls": controls}  # fmt: skip
     write_csv(out / "runs.csv", rows)
     write_csv(out / "curves.csv", curves_rows)
     write_csv(out / "comparisons.csv", comparisons)
+    write_csv(out / "controls.csv", controls)
     write_json(out / "summary.json", summary | {"runs": rows})
     write_text(out / "table.md", study_markdown(summary, rows))
     return summary | {"runs": rows}
 
 
+#: Synthetic collapse of a real embedding (collapse.metrics.controls), and what the protocol expects of it.
+CONTROL_EXPECT = {
+    "merge_submodes": "probe and NCM near majority, eta2 < 0.05, verdict collapsed",
+    "shrink_classes": "probes unchanged (scale-free), instrument verdict collapsed (spread below the margin)",
+}
+
+
+def embedding_controls(reference: dict, plan: StudyPlan) -> list[dict]:
+    """Judge the reference embedding and its synthetic collapses (the instrument's transforms), fit and test alike."""
+    from collapse.metrics.controls import merge_submodes, shrink_classes
+
+    rng = np.random.default_rng(0)
+    base = judge_embeddings(*reference["fit"], *reference["test"], margin=LOSS_MARGIN["triplet"][1],
+                            null_permutations=plan.null_permutations)  # fmt: skip
+    out = [{"control": "reference", "expect": "modes kept (a trained clean head)", "held": None} | base]
+    n_fit = reference["fit"][0].shape[0]
+    joint = tuple(np.concatenate([a, b]) for a, b in zip(reference["fit"], reference["test"]))
+    for name, fn in (("merge_submodes", merge_submodes), ("shrink_classes", shrink_classes)):
+        # One transform of fit and test together, so both move about the same class centroids.
+        x, y, m = fn(joint, rng)
+        j = judge_embeddings(x[:n_fit], y[:n_fit], m[:n_fit], x[n_fit:], y[n_fit:], m[n_fit:],
+                             margin=LOSS_MARGIN["triplet"][1], null_permutations=plan.null_permutations)  # fmt: skip
+        if name == "merge_submodes":
+            held = (j["test_eta2"] < 0.05 and j["test_ncm"] <= j["test_majority"] + 0.1
+                    and j["verdict"] in ("collapsed", "n/a"))  # fmt: skip
+        else:
+            held = (abs(j["test_linear_probe"] - base["test_linear_probe"]) <= 0.02
+                    and j["verdict"] in ("collapsed", "n/a"))  # fmt: skip
+        out.append({"control": name, "expect": CONTROL_EXPECT[name], "held": bool(held)} | j)
+    return out
+
+
 PAIRED = ("test_linear_probe", "test_ncm", "test_eta2", "test_kmeans_nmi", "test_fine_r1", "coarse_map_at_r")
 
 
-def compare(rows: list[dict], gate_tol: float, quick: bool) -> list[dict]:
+def compare(rows: list[dict], gate_tol: float, prefix: str = "python -m paper_repro.study") -> list[dict]:
     """Easy minus random positives per cell, paired by seed, gated on test coarse MAP@R (module docstring)."""
     out = []
     cells = {(r["features"], r["M"], r["noise"], r["loss"], r["negative"]) for r in rows if r["labels"] == "coarse"}
@@ -361,10 +407,10 @@ def compare(rows: list[dict], gate_tol: float, quick: bool) -> list[dict]:
                     np.mean([rand[s]["coarse_map_at_r"] for s in seeds]))  # fmt: skip
         passed = abs(gap) <= gate_tol
         row = {"features": f, "M": M, "noise": eps, "loss": loss, "negative": neg, "seeds": len(seeds),
-               "coarse_gap": gap, "gate": "pass" if passed else f"gated out: |coarse MAP@R gap| {abs(gap):.3f} > "
-               f"{gate_tol:g}", "verdict_random": "/".join(rand[s].get("verdict", "n/a") for s in seeds),
-               "verdict_easy": "/".join(easy[s].get("verdict", "n/a") for s in seeds),
-               "command": _command(quick, Run(f, M, eps, loss, "easy", neg, 0, 0.0))}  # fmt: skip
+               "coarse_gap": gap, "gate": "pass" if passed else f"gated out: coarse MAP@R gap {abs(gap):.3f} > "
+               f"{gate_tol:g}", "verdict_random": "; ".join(rand[s].get("verdict", "n/a") for s in seeds),
+               "verdict_easy": "; ".join(easy[s].get("verdict", "n/a") for s in seeds),
+               "command": _command(prefix, Run(f, M, eps, loss, "easy", neg, 0, 0.0))}  # fmt: skip
         for k in PAIRED:
             mean, lo, hi = t_interval([easy[s][k] - rand[s][k] for s in seeds])
             row |= {f"d_{k}": mean, f"d_{k}_lo": lo, f"d_{k}_hi": hi,
@@ -413,6 +459,14 @@ def study_markdown(summary: dict, rows: list[dict]) -> str:
             lines.append(f"| upper bound (fine labels, seed {r['seed']}, M {r['M']}) | {r['features']} | "
                          f"{_f(r['test_linear_probe'])} | {_f(r['test_ncm'])} | {_f(r['test_eta2'])} | "
                          f"{_f(r['coarse_map_at_r'])} | {r['verdict']} |")  # fmt: skip
+    if summary.get("controls"):
+        lines += ["", "Controls on a real embedding (a clean easy-positive triplet head, transformed):", "",
+                  "| control | expected | held | test probe | test NCM / majority | test eta2 | verdict |",
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for c in summary["controls"]:
+            lines.append(f"| {c['control']} | {c['expect']} | {c['held']} | {_f(c['test_linear_probe'])} | "
+                         f"{_f(c['test_ncm'])} / {_f(c['test_majority'])} | {_f(c['test_eta2'])} | "
+                         f"{c['verdict']} |")  # fmt: skip
     unconverged = [r for r in rows if not r["converged"]]
     lines += ["", f"Runs not converged by the stated criterion: {len(unconverged)} of {len(rows)}."]
     return "\n".join(lines) + "\n"
@@ -443,7 +497,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.steps:
             plan = replace(plan, steps=args.steps)
         out = Path(args.out or f"results/study/{'quick' if args.quick else 'full'}")
-        summary = run_study(plan, out, quick=args.quick, progress=not args.no_progress)
+        prefix = "python -m paper_repro.study" + (" --quick" if args.quick else "")
+        prefix += (f" --steps {args.steps}" if args.steps else "") + (f" --out {args.out}" if args.out else "")
+        summary = run_study(plan, out, quick=args.quick, progress=not args.no_progress, command=prefix)
     except (ValueError, OSError) as exc:
         print(f"python -m paper_repro.study: error: {exc}", file=sys.stderr)
         return 2
