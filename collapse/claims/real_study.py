@@ -9,7 +9,7 @@ from __future__ import annotations
 
 HOLDS, FAILS, CONDITIONAL, UNMEASURED = "holds", "fails", "holds under conditions", "not yet measured"
 
-__all__ = ["STUDY_JUDGES"]
+__all__ = ["STUDY_JUDGES", "main", "markdown"]
 
 
 def _gated(study: dict) -> list[dict]:
@@ -104,3 +104,38 @@ def c9(study: dict) -> tuple[str, str]:
 
 
 STUDY_JUDGES = {"C3": c3, "C6": c6, "C7": c7, "C9": c9}
+
+
+def markdown(study: dict) -> str:
+    """The four verdicts as a markdown table."""
+    lines = ["| id | verdict | evidence |", "|---|---|---|"]
+    for cid, judge in STUDY_JUDGES.items():
+        verdict, text = judge(study)
+        lines.append(f"| {cid} | **{verdict}** | {text} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m collapse.claims.real_study SUMMARY.json [--out FILE.md]``: print (and write) the four verdicts."""
+    import json
+    from pathlib import Path
+
+    from collapse.cli import OneLineParser
+    from collapse.io import write_text
+
+    p = OneLineParser(prog="python -m collapse.claims.real_study", description=main.__doc__)
+    p.add_argument("summary", help="summary.json of python -m paper_repro.study")
+    p.add_argument("--out", default=None, help="markdown file to write the table to")
+    args = p.parse_args(argv)
+    path = Path(args.summary)
+    if not path.is_file():
+        p.fail(f"summary {path} does not exist")
+    text = markdown(json.loads(path.read_text()))
+    print(text)
+    if args.out:
+        write_text(args.out, text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
