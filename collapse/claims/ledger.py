@@ -335,9 +335,17 @@ CLAIMS = (
 )
 
 
-def build_ledger(ev: dict, real: dict | None) -> list[Entry]:
+def build_ledger(ev: dict, real: dict | None, study: dict | None = None) -> list[Entry]:
+    """The ledger; with ``study`` (a real-image study summary, :mod:`collapse.claims.real_study`) C3, C6, C7 and C9
+    are judged from that study instead of the earlier real-image table."""
+    from collapse.claims.real_study import STUDY_JUDGES
+
     out = []
     for c in CLAIMS:
+        if study is not None and c.id in STUDY_JUDGES:
+            verdict, text = STUDY_JUDGES[c.id](study)
+            out.append(Entry(c.id, c.text, "paper_repro.study (docs/real_images.md)", verdict, text))
+            continue
         verdict, text = c.judge(ev, real)
         out.append(Entry(c.id, c.text, c.checked_by, verdict, text))
     return out
