@@ -326,8 +326,12 @@ def train_grouped(
         emb = net(x)
         total, outs = grouped_loss(losses, emb, y)
         opt.zero_grad()
+        if proxy_opt is not None:
+            proxy_opt.zero_grad()
         total.backward()
         opt.step()
+        if proxy_opt is not None:
+            proxy_opt.step()
         running += torch.stack([o[0].double().cpu() for o in outs])
         n_running += 1
         if step % cfg0.eval_every == 0 or step == cfg0.steps:
@@ -395,6 +399,10 @@ def train_heads(
         heads.append(MLPHead(features.shape[1], dim=dim, hidden=hidden))
     net = GroupedMLP(heads)
     opt = GroupedAdam(list(net.parameters()), lrs)
+    # Proxy losses (SoftTriple, sub-centre ArcFace) own trained parameters: each run's at its own learning rate.
+    loss_params = [{"params": list(loss.parameters()), "lr": float(lr)} for loss, lr in zip(losses, lrs)
+                   if list(loss.parameters())]  # fmt: skip
+    proxy_opt = torch.optim.Adam(loss_params) if loss_params else None
     samplers = [StepBatches(y, batch_classes, samples_per_class, seed=int(s)) for y, s in zip(labels, seeds)]
     ys = [torch.as_tensor(np.asarray(y), dtype=torch.long) for y in labels]
     curves: list[list[dict]] = [[] for _ in range(G)]
@@ -406,8 +414,12 @@ def train_heads(
         y = torch.stack([ys[g][idx[g]] for g in range(G)])
         total, outs = grouped_loss(losses, net(x), y, own_streams=own_streams)
         opt.zero_grad()
+        if proxy_opt is not None:
+            proxy_opt.zero_grad()
         total.backward()
         opt.step()
+        if proxy_opt is not None:
+            proxy_opt.step()
         running += torch.stack([o[0].double() for o in outs])
         n += 1
         if step % window == 0 or step == steps:

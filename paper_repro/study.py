@@ -37,13 +37,24 @@ import numpy as np
 import torch
 
 from collapse.cli import OneLineParser
+from collapse.experiment import instrument_margin
 from collapse.io import write_csv, write_json, write_text
 from collapse.losses import make_loss
 from collapse.metrics import map_at_r, retrieval_metrics, subclass_probes
 
-__all__ = ["FULL", "QUICK", "StudyPlan", "judge_embeddings", "main", "run_study"]
+__all__ = ["FULL", "QUICK", "StudyPlan", "judge_embeddings", "main", "run_study", "study_loss"]
 
 LOSS_MARGIN = {"triplet": ("margin", 0.2), "contrastive": ("neg_margin", 1.0)}
+
+
+def study_loss(name: str, positive: str | None, negative: str | None, *, seed: int, num_classes: int, dim: int):
+    """Any loss of :mod:`collapse.losses` (the rivals included) for a head of output ``dim`` on ``num_classes``
+    labels: triplet and contrastive with the study's margins (:data:`LOSS_MARGIN`), the others with their published
+    defaults; proxy losses get their own trained proxies. Its instrument margin is
+    :func:`collapse.experiment.instrument_margin` of the returned loss."""
+    kwargs = dict([LOSS_MARGIN[name]]) if name in LOSS_MARGIN else {}
+    return make_loss(name, positive, negative, num_classes=num_classes, embedding_dim=dim, random_state=seed,
+                     **kwargs)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,7 @@ class StudyPlan:
 
     dataset: str = "fashion-mnist-super"
     root: str = "data"
+    dataset_options: tuple[tuple[str, object], ...] = ()  # loader options, e.g. (("protocol", "designs"),)
     n_train: int = 6000
     n_test: int = 3000
     val_fraction: float = 0.2
@@ -89,7 +101,7 @@ def _split_data(plan: StudyPlan):
     from paper_repro.builders import load_split, stratified_subset
     from paper_repro.config import TrainConfig
 
-    cfg = TrainConfig(out="unused", dataset=plan.dataset, root=plan.root)
+    cfg = TrainConfig(out="unused", dataset=plan.dataset, root=plan.root, dataset_options=dict(plan.dataset_options))
     train = load_split(cfg, "train")
     train = train.subset(stratified_subset(train.fine_labels, plan.n_train, 0))
     rng = np.random.default_rng(0)
@@ -296,8 +308,8 @@ def run_study(
             for r in runs:
                 base = fit.fine_labels if r.labels == "fine" else fit.labels
                 labels.append(noisy_labels(base, fit.fine_labels, r.noise, seed=r.seed) if r.noise else base)
-                key, value = LOSS_MARGIN[r.loss]
-                losses.append(make_loss(r.loss, r.positive, r.negative, random_state=r.seed, **{key: value}))
+                losses.append(study_loss(r.loss, r.positive, r.negative, seed=r.seed, dim=plan.dim,
+                                         num_classes=int(np.max(labels[-1])) + 1))  # fmt: skip
             fv_t = torch.as_tensor(fv)
 
             def on_window(step, net, _fv=fv_t):
@@ -329,7 +341,7 @@ def run_study(
                     reference = {"run": asdict(r), "fit": (e_fit[g], fit.labels, fit.fine_labels),
                                  "test": (e_test[g], test.labels, test.fine_labels)}  # fmt: skip
                 j = judge_embeddings(e_fit[g], fit.labels, fit.fine_labels, e_test[g], test.labels, test.fine_labels,
-                                     margin=LOSS_MARGIN[r.loss][1], loss=curve[-1]["train_loss"],
+                                     margin=instrument_margin(losses[g]), loss=curve[-1]["train_loss"],
                                      null_permutations=plan.null_permutations, random_state=r.seed)  # fmt: skip
                 rows.append(asdict(r) | {"val_coarse_map_at_r": curve[-1]["val_coarse_map_at_r"],
                                          "final_train_loss": curve[-1]["train_loss"],
