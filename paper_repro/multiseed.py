@@ -326,12 +326,8 @@ def train_grouped(
         emb = net(x)
         total, outs = grouped_loss(losses, emb, y)
         opt.zero_grad()
-        if proxy_opt is not None:
-            proxy_opt.zero_grad()
         total.backward()
         opt.step()
-        if proxy_opt is not None:
-            proxy_opt.step()
         running += torch.stack([o[0].double().cpu() for o in outs])
         n_running += 1
         if step % cfg0.eval_every == 0 or step == cfg0.steps:

@@ -79,8 +79,9 @@ class RealMethodRun(Run):
         from paper_repro.study import StudyPlan
 
         options = (("protocol", "designs"),) if self.dataset == "glyphs" else ()
-        return StudyPlan(dataset=self.dataset, root=self.root, dataset_options=options, n_train=self.n_train, n_test=self.n_test,
-                         val_fraction=self.val_fraction, features=("pca",), pca_dim=self.pca_dim)  # fmt: skip
+        return StudyPlan(dataset=self.dataset, root=self.root, dataset_options=options, n_train=self.n_train,
+                         n_test=self.n_test, val_fraction=self.val_fraction, features=("pca",),
+                         pca_dim=self.pca_dim)  # fmt: skip
 
 
 def _block_key(run: RealMethodRun) -> str:
@@ -128,7 +129,7 @@ def measure_real_block(runs: Sequence[RealMethodRun]) -> list[dict]:
         e_fit, e_test = res["net"](torch.as_tensor(ff)).numpy(), res["net"](torch.as_tensor(ft)).numpy()
     seconds = time.perf_counter() - t0
     out = []
-    for i, run in enumerate(runs):
+    for i in range(len(runs)):
         val_by_lr = {lr: float(np.mean([res["curves"][g][-1]["val_coarse_map_at_r"] for g, h in enumerate(heads)
                                         if h[0] == i and h[2] == lr])) for lr in r0.lrs}  # fmt: skip
         best = max(r0.lrs, key=lambda lr: val_by_lr[lr])
@@ -144,7 +145,8 @@ def measure_real_block(runs: Sequence[RealMethodRun]) -> list[dict]:
                              "converged": converged(curve, 0.02), **jd})  # fmt: skip
         out.append({"lr": best, "val_coarse_map_at_r_by_lr": {f"{k:g}": v for k, v in val_by_lr.items()},
                     "margin": instrument_margin(losses[heads.index((i, 0, best))]), "per_seed": per_seed,
-                    "n_fit": len(fit), "n_val": len(val), "n_test": len(test), "classes_fit": int(np.unique(fit.labels).size),
+                    "n_fit": len(fit), "n_val": len(val), "n_test": len(test),
+                    "classes_fit": int(np.unique(fit.labels).size),
                     "classes_test": int(np.unique(test.labels).size), "classes_dropped_from_fit": dropped,
                     "block_seconds": seconds})  # fmt: skip
     return out
@@ -169,9 +171,6 @@ def _mean(per_seed: list[dict], key: str) -> tuple[float, float]:
     return float(np.nanmean(v)), float(np.nanstd(v))
 
 
-SHORT = {"collapsed": "collapsed", "partly collapsed": "partly", "modes kept": "kept"}
-
-
 def method_summary(result: dict) -> dict:
     """Means and standard deviations over seeds of the table's measures, and the per-seed verdict counts."""
     ps = result["per_seed"]
@@ -179,10 +178,10 @@ def method_summary(result: dict) -> dict:
                                      "test_fine_r1", "test_majority")}  # fmt: skip
     counts: dict[str, int] = {}
     for r in ps:
-        v = str(r.get("verdict", "n/a"))
-        v = next((s for k, s in SHORT.items() if v.startswith(k)), v)
+        v = str(r.get("verdict", "n/a")).split(" ")[0]  # collapse.metrics.Verdict.short without the merge count
         counts[v] = counts.get(v, 0) + 1
     out["verdicts"] = ", ".join(f"{k} {c}/{len(ps)}" for k, c in sorted(counts.items(), key=lambda kv: -kv[1]))
+    out["merged_fraction"] = _mean(ps, "instrument_merged_fraction")
     return out
 
 
@@ -195,23 +194,27 @@ def sidebyside_markdown(runs: Sequence[RealMethodRun], results: Sequence[dict]) 
     """The real-image side-by-side table from stored results (mean ± std over seeds of each seed's test measures)."""
     r0 = runs[0]
     lines = [f"MLP head on fixed {r0.pca_dim}-d PCA features (`paper_repro.study` protocol); {r0.seeds} seeds, "
-             f"{r0.steps} steps, batches of {r0.batch_classes} classes x {r0.M}, lr in {list(r0.lrs)} chosen per method "
-             f"on validation coarse MAP@R; train (incl. {r0.val_fraction:.0%} validation) / test images: "
+             f"{r0.steps} steps, batches of {r0.batch_classes} classes x {r0.M}, lr in {list(r0.lrs)} chosen per "
+             f"method on validation coarse MAP@R; train (incl. {r0.val_fraction:.0%} validation) / test images: "
              + ", ".join(f"{d} {a} / {b}" for d, (a, b) in SIZES.items()) + ". Glyphs (coarse = script, fine = "
              "character): test = held-out designs of seen characters; a proxy for Omniglot, not Omniglot. "
              "Cells: mean ± std over seeds; probe = linear probe accuracy of the hidden fine label within a class "
-             "(test; majority baseline in brackets); eta2 = fine-label share of within-class variance.", "",
-             "| data set | method | verdicts (instrument, per seed) | coarse MAP@R | coarse R@1 | fine probe (majority) | "
-             "eta2 | fine R@1 | lr | command |", "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             "(test; majority baseline in brackets); eta2 = fine-label share of within-class variance; merged "
+             "fraction = the instrument's merges (fine labels not distinct from a sibling) over the merges "
+             "possible.", "",
+             "| data set | method | verdicts (instrument, per seed) | merged fraction | coarse MAP@R | coarse R@1 | "
+             "fine probe (majority) | eta2 | fine R@1 | lr | command |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for run, res in zip(runs, results):
         s = method_summary(res)
 
         def f(k, s=s):
             return f"{s[k][0]:.3f} ± {s[k][1]:.3f}"
 
-        lines.append(f"| {run.dataset} | {run.method} | {s['verdicts']} | {f('coarse_map_at_r')} | {f('coarse_r1')} | "
-                     f"{f('test_linear_probe')} ({s['test_majority'][0]:.2f}) | {f('test_eta2')} | {f('test_fine_r1')} | "
-                     f"{res['lr']:g} | `{command_of(run)}` |")  # fmt: skip
+        lines.append(f"| {run.dataset} | {run.method} | {s['verdicts']} | {f('merged_fraction')} | "
+                     f"{f('coarse_map_at_r')} | {f('coarse_r1')} | {f('test_linear_probe')} "
+                     f"({s['test_majority'][0]:.2f}) | {f('test_eta2')} | {f('test_fine_r1')} | {res['lr']:g} | "
+                     f"`{command_of(run)}` |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

@@ -12,7 +12,7 @@ import sys
 import time
 
 from collapse.claims.evidence import DEFAULT_REAL_TABLE, evidence_runs, gather_evidence, paper_repro_results
-from collapse.claims.ledger import build_ledger, markdown, table
+from collapse.claims.ledger import build_ledger, glyph_evidence, markdown, table
 from collapse.cli import OneLineParser
 from collapse.io import write_json, write_text
 from collapse.runs import DEFAULT_STORE, ResultStore, check_writable_dir, check_writable_file, execute
@@ -55,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 1
     evidence = gather_evidence(store, jobs)
+    glyphs = glyph_evidence(store)  # C8: the glyph side by side, where python -m paper_repro.sidebyside stored it
+    if glyphs is not None:
+        evidence["glyph_sidebyside"] = glyphs
     real = paper_repro_results(None if args.real_table == "none" else args.real_table)
     study = None
     if args.study:
