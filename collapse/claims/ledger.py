@@ -378,7 +378,7 @@ CLAIMS = (
         _c7,
     ),
     Claim("C8", "EPS improves retrieval on CARS196, CUB200-2011 and Omniglot",
-          "paper_repro.sidebyside on glyphs (Omniglot proxy)", _c8),
+          "paper_repro.sidebyside on glyphs (a proxy for Omniglot)", _c8),
     Claim("C9", "In EPS embeddings visually similar samples are closer", "paper_repro fine-label retrieval", _c9),
     Claim("C10", "The contrastive loss collapses classes even without noise", "T0b + simulation", _c10),
 )
