@@ -60,6 +60,7 @@ from collapse.io import write_csv, write_json
 from collapse.losses import LOSSES
 from collapse.phase import DEFAULT_EPS, DEFAULT_K, DEFAULT_LOSSES, DEFAULT_M, DEFAULT_SEEDS, PHASE_BASE
 from collapse.runs import (
+    DEFAULT_STORE,
     ResultStore,
     SimRun,
     check_writable_dir,
@@ -83,7 +84,6 @@ __all__ = [
     "run_sweep",
 ]
 
-DEFAULT_STORE = "results/store"
 CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(SimConfig))
 RULE_FIELDS = ("loss", "positive", "negative")
 GRID_FIELDS = CONFIG_FIELDS + RULE_FIELDS
@@ -369,6 +369,7 @@ def main(argv: list[str] | None = None) -> int:
             check_scheduler_address(args.scheduler, "--scheduler")
         runs = expand_grid(grids_from_args(args), measures=args.measures)
         if not args.dry_run:  # where results go is checked before any compute
+            check_writable_dir(args.store, what="--store", create=False)  # both checked before either is created
             check_writable_dir(args.out, what="--out")
             ResultStore(args.store).prepare()
     except (ValueError, TypeError) as exc:

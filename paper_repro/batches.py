@@ -11,11 +11,14 @@ therefore just the step number, which makes three things exact without extra boo
 
 Classes with fewer than M images: an error naming them and their sizes, or, with ``replace=True``, they are
 topped up by drawing with replacement (PKBatchSampler's documented fallback; duplicates then appear in a batch).
+
+:func:`transformed_batch` loads the images of a batch and transforms them *before* stacking, so data sets whose
+images differ in size (real CUB and Cars photographs) batch as soon as the transform gives them one size.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -23,7 +26,7 @@ import torch
 from collapse._validation import check_int
 from collapse.sampling import PKBatchSampler
 
-__all__ = ["StepBatches", "step_seed"]
+__all__ = ["StepBatches", "step_seed", "transformed_batch"]
 
 
 def step_seed(seed: int, step: int, *streams: int) -> int:
@@ -95,3 +98,42 @@ class StepBatches:
 
     def __repr__(self) -> str:
         return f"StepBatches({self.sampler!r}, seed={self.seed})"
+
+
+def transformed_batch(
+    dataset,
+    indices: np.ndarray | torch.Tensor | Sequence[int],
+    transform: Callable | None,
+    generators: Sequence[torch.Generator | None] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images ``(B, C, H', W')`` and labels ``(B,)`` of ``indices``, each image transformed before the stack.
+
+    ``transform(image, generator)`` receives image ``k`` as ``(C, H, W)`` with ``generators[k]`` (``None`` for a
+    deterministic transform). Data sets whose images all share one shape (``dataset.image_shape`` set) load the
+    batch in one call; others (photographs of native sizes) load image by image, so only the *transformed* images
+    need to agree in shape. A transform that leaves them of different sizes is a one-line error naming the data.
+    """
+    idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+    if generators is not None and len(generators) != idx.size:
+        raise ValueError(f"generators must have one entry per image ({idx.size}), got {len(generators)}")
+    gens = list(generators) if generators is not None else [None] * idx.size
+    if getattr(dataset, "image_shape", None) is not None:
+        x, y = dataset.get_batch(idx)
+        if transform is None:
+            return x, y
+        images = list(x)
+    else:
+        pairs = [dataset.get_batch(idx[k : k + 1]) for k in range(idx.size)]
+        images = [p[0][0] for p in pairs]
+        y = torch.cat([p[1] for p in pairs]) if pairs else torch.empty(0, dtype=torch.long)
+    if transform is not None:
+        images = [transform(img, g) if g is not None else transform(img) for img, g in zip(images, gens)]
+    shapes = {tuple(img.shape) for img in images}
+    if len(shapes) > 1:
+        some = ", ".join(str(s) for s in sorted(shapes)[:3])
+        name = getattr(dataset, "name", "the data set")
+        raise ValueError(
+            f"cannot stack a batch of {name}: after the transform the images still differ in shape ({some}); "
+            "give --image-size or a transform that resizes to one size"
+        )
+    return torch.stack(images), y

@@ -6,6 +6,12 @@ and an Adam step. Input is synthetic (a fixed Gaussian batch on the device), so 
 and the loss, not data loading. ``--warmup`` steps run first and are not timed; CUDA is synchronised around the
 timed steps.
 
+``--runs G`` trains G independent runs (seeds) of the network in one tensor program
+(:mod:`paper_repro.multiseed`: grouped convolutions, batched heads, element-wise Adam per run), each on its own
+batch; images/s then counts the images of all G runs. ``--model mlp-head`` is the MLP head on fixed features of
+the regime study (``--size`` is then the feature dimension). Compare with ``--runs 1`` for the speed-up over one
+run per process.
+
 Peak memory is ``torch.cuda.max_memory_allocated`` over warm-up and timed steps on a GPU, and the process's peak
 resident set size (``ru_maxrss``, imports included) on the CPU.
 
@@ -36,8 +42,10 @@ from collapse.io import write_json
 from collapse.losses import LOSSES, make_loss
 from collapse.sampling import POSITIVE_RULES
 from paper_repro.models import BACKBONES, make_model
+from paper_repro.multiseed import grouped_loss
 
 AMP_CHOICES = ("none", "bf16")
+MODELS = (*BACKBONES, "mlp-head")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
         "input) and peak memory of an embedding network; print one line and write a JSON file.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--model", default="resnet50", help=f"backbone: {', '.join(BACKBONES)}")
+    p.add_argument("--model", default="resnet50", help=f"backbone: {', '.join(MODELS)}")
+    p.add_argument("--runs", type=int, default=1, help="independent runs trained in one program (G; see above)")
     p.add_argument("--size", type=int, default=224, help="image height = width, in pixels")
     p.add_argument("--batch", type=int, default=64, help="images per step (a multiple of --per-class)")
     p.add_argument("--per-class", type=int, default=4, help="images per class in a batch (K of P x K)")
@@ -69,7 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _validate(args: argparse.Namespace) -> torch.device:
-    check_choice("--model", args.model, BACKBONES)
+    check_choice("--model", args.model, MODELS)
+    check_int("--runs", args.runs, low=1)
+    if args.runs > 1 and args.model not in ("small_cnn", "mlp-head"):
+        raise ValueError(f"--runs > 1 supports --model small_cnn or mlp-head, got {args.model!r}")
     check_choice("--amp", args.amp, AMP_CHOICES)
     check_choice("--loss", args.loss, LOSSES)
     if args.positive is not None:
@@ -103,6 +115,30 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _grouped(args: argparse.Namespace, device: torch.device, in_channels: int, classes: int):
+    """G runs (seeds ``seed .. seed + G - 1``) in one program: network, per-run Adam, per-run losses, input."""
+    from paper_repro.multiseed import GroupedAdam, GroupedMLP, GroupedSmallCNN, MLPHead
+
+    G = args.runs
+    nets = []
+    for g in range(G):
+        torch.manual_seed(args.seed + g)
+        if args.model == "mlp-head":
+            nets.append(MLPHead(args.size, dim=args.dim))
+        else:
+            nets.append(make_model(args.model, in_channels=in_channels, dim=args.dim))
+    model = (GroupedMLP(nets) if args.model == "mlp-head" else GroupedSmallCNN(nets)).to(device).train()
+    losses = [
+        make_loss(args.loss, args.positive, num_classes=classes, random_state=args.seed + g).to(device)
+        for g in range(G)
+    ]
+    optimizer = GroupedAdam(list(model.parameters()), [args.lr] * G)
+    gen = torch.Generator(device="cpu").manual_seed(args.seed)
+    image = (args.size,) if args.model == "mlp-head" else (in_channels, args.size, args.size)
+    shape = (G, args.batch, *image)
+    return model, optimizer, losses, torch.randn(*shape, generator=gen).to(device)
+
+
 def run(args: argparse.Namespace, device: torch.device) -> dict:
     """Build the model and loss, run the steps and return the measurements (see the module docstring)."""
     in_channels = args.in_channels or (1 if args.model == "small_cnn" else 3)
@@ -110,15 +146,18 @@ def run(args: argparse.Namespace, device: torch.device) -> dict:
     classes = args.batch // per_class
     torch.manual_seed(args.seed)
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format
-    model = make_model(args.model, in_channels=in_channels, dim=args.dim, small_input=args.small_input or None)
-    model = model.to(device=device, memory_format=fmt).train()
-    loss_fn = make_loss(args.loss, args.positive, num_classes=classes, random_state=args.seed).to(device)
-    params = list(model.parameters()) + list(loss_fn.parameters())
-    optimizer = torch.optim.Adam(params, lr=args.lr)
-
-    gen = torch.Generator(device="cpu").manual_seed(args.seed)
-    x = torch.randn(args.batch, in_channels, args.size, args.size, generator=gen)
-    x = x.to(device=device).contiguous(memory_format=fmt)
+    G = args.runs
+    if args.model == "mlp-head" or G > 1:
+        model, optimizer, loss_fn, x = _grouped(args, device, in_channels, classes)
+    else:
+        model = make_model(args.model, in_channels=in_channels, dim=args.dim, small_input=args.small_input or None)
+        model = model.to(device=device, memory_format=fmt).train()
+        loss_fn = make_loss(args.loss, args.positive, num_classes=classes, random_state=args.seed).to(device)
+        params = list(model.parameters()) + list(loss_fn.parameters())
+        optimizer = torch.optim.Adam(params, lr=args.lr)
+        gen = torch.Generator(device="cpu").manual_seed(args.seed)
+        x = torch.randn(args.batch, in_channels, args.size, args.size, generator=gen)
+        x = x.to(device=device).contiguous(memory_format=fmt)
     y = torch.arange(classes, device=device).repeat_interleave(per_class)
     amp_dtype = torch.bfloat16 if args.amp == "bf16" else None
 
@@ -128,7 +167,10 @@ def run(args: argparse.Namespace, device: torch.device) -> dict:
         with amp:
             emb = model(x)
         # The loss runs outside autocast: its distances stay in float32 (EmbeddingNet returns float32).
-        loss = loss_fn(emb, y).loss
+        if isinstance(loss_fn, list):
+            loss, _ = grouped_loss(loss_fn, emb, y.expand(G, -1))
+        else:
+            loss = loss_fn(emb, y).loss
         loss.backward()
         optimizer.step()
         return loss.detach()
@@ -169,7 +211,8 @@ def run(args: argparse.Namespace, device: torch.device) -> dict:
         "device_name": device_name,
         "steps": args.steps,
         "warmup": args.warmup,
-        "images_per_s": args.batch * args.steps / total,
+        "runs": G,
+        "images_per_s": G * args.batch * args.steps / total,
         "step_ms_mean": 1e3 * total / args.steps,
         "step_ms_median": 1e3 * statistics.median(times),
         "peak_memory_mib": peak_mib,
@@ -193,12 +236,13 @@ def main(argv: list[str] | None = None) -> int:
     result = run(args, device)
     result["command"] = "python -m paper_repro.bench_throughput " + " ".join(argv if argv is not None else sys.argv[1:])
     stem = (
-        f"{args.model}_{args.size}px_b{args.batch}_{args.amp}"
+        f"{args.model}_{args.size}px_b{args.batch}_{args.amp}{f'_g{args.runs}' if args.runs > 1 else ''}"
         f"{'_cl' if args.channels_last else ''}{'_small' if args.small_input else ''}_{device.type}"
     )
     path = write_json(Path(args.out) / f"{stem}.json", result)
     print(
-        f"{args.model} {args.size}px batch {args.batch} amp={args.amp} channels_last={args.channels_last} "
+        f"{args.model} {args.size}px batch {args.batch} runs {args.runs} amp={args.amp} "
+        f"channels_last={args.channels_last} "
         f"on {result['device_name']} ({result['threads']} threads): {result['images_per_s']:.1f} img/s "
         f"({result['step_ms_median']:.1f} ms/step median), peak memory {result['peak_memory_mib']:.0f} MiB "
         f"({result['peak_memory_kind']}); wrote {path}"

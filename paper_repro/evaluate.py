@@ -44,6 +44,7 @@ from collapse._validation import check_int
 from collapse.cli import OneLineParser
 from collapse.io import write_json
 from collapse.metrics import fine_precision_at_1, intra_inter_ratio, retrieval_metrics, submode_recovery
+from paper_repro.batches import transformed_batch
 
 __all__ = ["embed_dataset", "embedding_metrics", "evaluate_model", "evaluate_run", "main"]
 
@@ -85,9 +86,13 @@ def embed_dataset(
     try:
         n = len(dataset)
         for start in tqdm(range(0, n, batch_size), disable=not progress, desc="embedding", leave=False):
-            x, _ = dataset.get_batch(np.arange(start, min(start + batch_size, n)))
-            if transform is not None:
-                x = transform(x)
+            idx = np.arange(start, min(start + batch_size, n))
+            if getattr(dataset, "image_shape", None) is not None:
+                x, _ = dataset.get_batch(idx)
+                if transform is not None:
+                    x = transform(x)
+            else:  # images of different native sizes: transform each before stacking
+                x, _ = transformed_batch(dataset, idx, transform)
             x = x.to(device, non_blocking=True)
             if channels_last and device.type == "cuda":
                 x = x.contiguous(memory_format=torch.channels_last)

@@ -48,7 +48,7 @@ from collapse.io import write_json
 from collapse.losses import LOSSES, default_negative
 from collapse.sampling import NEGATIVE_RULES, POSITIVE_RULES
 from paper_repro import distributed as D
-from paper_repro.batches import StepBatches, step_seed
+from paper_repro.batches import StepBatches, step_seed, transformed_batch
 from paper_repro.builders import (
     build_loss,
     build_model,
@@ -87,15 +87,11 @@ class StepBatchData(Dataset):
     def __getitem__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         positions = D.rank_slice(torch.arange(self.batches.batch_size), self.rank, self.world)
         idx = self.batches.indices(step)[positions]
-        x, y = self.dataset.get_batch(idx)
-        if self.transform is not None:
-            x = torch.stack(
-                [
-                    self.transform(img, torch.Generator().manual_seed(step_seed(self.seed, step, AUGMENT_STREAM, j)))
-                    for img, j in zip(x, positions.tolist())
-                ]
-            )
-        return x, y
+        # Transform before stacking, so images of different native sizes (CUB, Cars) batch.
+        if self.transform is None:
+            return transformed_batch(self.dataset, idx, None)
+        seeds = [step_seed(self.seed, step, AUGMENT_STREAM, j) for j in positions.tolist()]
+        return transformed_batch(self.dataset, idx, self.transform, [torch.Generator().manual_seed(s) for s in seeds])
 
 
 def _metrics_payload(

@@ -8,6 +8,7 @@ uses :func:`scaled_settings` (never ``@settings(max_examples=...)``, which the d
 from __future__ import annotations
 
 import os
+import tempfile
 
 import numpy as np
 import pytest
@@ -30,6 +31,12 @@ def scaled_settings(ci_examples: int, **kwargs) -> settings:
     kwargs.setdefault("deadline", None)
     scale = settings.default.max_examples / CI_EXAMPLES
     return settings(max_examples=max(1, round(ci_examples * scale)), **kwargs)
+
+
+def pytest_configure(config) -> None:
+    # The commands' default result store is results/store of the working directory; the suite (and the notebooks it
+    # runs, which inherit the environment) keeps its records in a temporary folder instead.
+    os.environ.setdefault("COLLAPSE_STORE", tempfile.mkdtemp(prefix="collapse-test-store-"))
 
 
 def random_batch(

@@ -15,9 +15,7 @@ from collapse.claims.evidence import DEFAULT_REAL_TABLE, evidence_runs, gather_e
 from collapse.claims.ledger import build_ledger, markdown, table
 from collapse.cli import OneLineParser
 from collapse.io import write_json, write_text
-from collapse.runs import ResultStore, check_writable_file, execute
-
-DEFAULT_STORE = "results/store"
+from collapse.runs import DEFAULT_STORE, ResultStore, check_writable_dir, check_writable_file, execute
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--real-table", default=str(DEFAULT_REAL_TABLE),
                    help="real-image results table of python -m paper_repro.experiments (default: the committed "
                    "figures/paper_repro_table.json of this checkout); 'none' to leave the real-image claims unmeasured")
+    p.add_argument("--study", default=None,
+                   help="summary.json of python -m paper_repro.study: C3, C6, C7 and C9 are then judged from it")
     p.add_argument("--workers", type=int, default=2, help="worker processes (default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers < 1:
         parser.fail(f"--workers must be >= 1, got {args.workers}")
     try:  # where results go is checked before any compute
+        check_writable_dir(args.store, what="--store", create=False)  # all checked before any is created
         check_writable_file(args.out, what="--out")
         check_writable_file(args.json, what="--json")
         store = ResultStore(args.store).prepare()
@@ -55,7 +56,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     evidence = gather_evidence(store, jobs)
     real = paper_repro_results(None if args.real_table == "none" else args.real_table)
-    entries = build_ledger(evidence, real)
+    study = None
+    if args.study:
+        import json
+        from pathlib import Path
+
+        study = json.loads(Path(args.study).read_text())
+    entries = build_ledger(evidence, real, study)
     seconds = time.perf_counter() - start
     print(table(entries))
     checks = {k: evidence[k] for k in ("T0", "T1", "T2", "T3", "T4", "T5")}

@@ -12,6 +12,7 @@ from collapse.metrics.collapse_measures import (
 )
 from collapse.metrics.instrument import instrument_report, mode_pairs, resolve
 from collapse.metrics.knn import iter_knn, knn
+from collapse.metrics.probes import PROBE_KEYS, eta_squared, standardise_within, subclass_probes
 from collapse.metrics.retrieval import (
     map_at_r,
     map_at_r_many,
@@ -24,11 +25,13 @@ from collapse.metrics.retrieval import (
 from collapse.metrics.verdict import STATES, Verdict, collapse_verdict
 
 __all__ = [
+    "PROBE_KEYS",
     "STATES",
     "Verdict",
     "cdnv",
     "collapse_verdict",
     "collapse_report",
+    "eta_squared",
     "fine_precision_at_1",
     "instrument_report",
     "intra_inter_ratio",
@@ -45,5 +48,7 @@ __all__ = [
     "recall_at_k",
     "resolve",
     "retrieval_metrics",
+    "standardise_within",
+    "subclass_probes",
     "submode_recovery",
 ]

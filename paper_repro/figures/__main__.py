@@ -50,6 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.seed is not None and args.seed < 0:
             raise ValueError(f"--seed must be >= 0, got {args.seed}")
         # Where results go is checked before any compute.
+        if args.store is not None:  # both checked before either is created
+            check_writable_dir(args.store, what="--store", create=False)
         check_writable_dir(args.out, what="--out")
         if args.store is not None:
             ResultStore(args.store).prepare()

@@ -28,10 +28,22 @@ def test_tiny_cpu_run_prints_and_writes_json(tmp_path, capsys):
     assert not list(tmp_path.glob(".*.tmp"))  # written atomically: no temporary left behind
 
 
+@pytest.mark.parametrize("model,size", [("small_cnn", 8), ("mlp-head", 16)])
+def test_several_runs_in_one_program_count_every_runs_images(tmp_path, capsys, model, size):
+    argv = ["--model", model, "--size", str(size), "--batch", "8", "--per-class", "4", "--steps", "2", "--runs", "3",
+            "--warmup", "1", "--device", "cpu", "--dim", "8", "--out", str(tmp_path), "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    assert "runs 3" in capsys.readouterr().out
+    (f,) = tmp_path.glob("*_g3_cpu.json")
+    result = json.loads(f.read_text())
+    assert result["runs"] == 3 and result["images_per_s"] > 0 and torch.isfinite(torch.tensor(result["final_loss"]))
+
+
 @pytest.mark.parametrize(
     "argv,message",
     [
-        (["--model", "vgg"], "--model must be one of small_cnn, resnet18, resnet50; got 'vgg'"),
+        (["--model", "vgg"], "--model must be one of small_cnn, resnet18, resnet50, mlp-head; got 'vgg'"),
+        (["--model", "resnet18", "--runs", "2"], "--runs > 1 supports --model small_cnn or mlp-head"),
         (["--batch", "10", "--per-class", "4"], "--batch must be a multiple of --per-class (4)"),
         (["--amp", "fp8"], "--amp must be one of none, bf16; got 'fp8'"),
         (["--steps", "0"], "--steps must be an integer in [1, inf)"),

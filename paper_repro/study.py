@@ -1,0 +1,512 @@
+r"""The real-image class-collapse study (protocol: ``docs/real_images.md``), end-of-training regime on a CPU.
+
+An MLP head (:class:`paper_repro.multiseed.MLPHead`) is trained on *fixed* image features of Fashion-MNIST
+superclasses (coarse labels trained, fine labels hidden) until its training loss stops moving, many runs in one
+tensor program (:func:`paper_repro.multiseed.train_heads`):
+
+* features: ``pca`` (PCA of the pixels), ``untrained-cnn`` (global-pooled features of a randomly initialised
+  :class:`~paper_repro.models.SmallCNN`), ``coarse-cnn`` (the same network trained on the coarse labels of the fit
+  split with the triplet loss, random positives, all negatives, then frozen);
+* grid: label noise x batch size M (P = 3 classes per batch) x positive rule (random, easy) x negative rule (all,
+  random) x loss (triplet, contrastive) x seeds x learning rates;
+* learning rate: per (features, M, noise, loss, positive, negative) cell, the grid value with the best mean
+  *validation* coarse MAP@R (a split carved from the training images; the test images are never used to choose);
+* controls: contrastive loss (collapses by its form), fine-label-trained heads (upper bound), the features
+  themselves without a head (floors: PCA of raw pixels, untrained network);
+* measures of every chosen run, on train (fit split) and test: coarse MAP@R and R@1; the sub-class probes of
+  :func:`collapse.metrics.subclass_probes`; the collapse instrument (:func:`collapse.metrics.instrument_report`,
+  :func:`collapse.metrics.collapse_verdict`) with the loss's margin;
+* comparisons: easy minus random positives, paired by seed, mean and 95 % t-interval, *gated*: only where the two
+  rules' mean test coarse MAP@R differ by at most ``gate_tol``; gated-out comparisons are listed with the reason.
+
+``python -m paper_repro.study --quick`` (at most 10 minutes on 2 cores) and ``python -m paper_repro.study`` (the
+full grid) write ``runs.csv``, ``curves.csv``, ``comparisons.csv``, ``summary.json`` and ``table.md`` under
+``--out``; ``--figures DIR`` copies the table and a curves figure there.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from collapse.cli import OneLineParser
+from collapse.io import write_csv, write_json, write_text
+from collapse.losses import make_loss
+from collapse.metrics import map_at_r, retrieval_metrics, subclass_probes
+
+__all__ = ["FULL", "QUICK", "StudyPlan", "judge_embeddings", "main", "run_study"]
+
+LOSS_MARGIN = {"triplet": ("margin", 0.2), "contrastive": ("neg_margin", 1.0)}
+
+
+@dataclass(frozen=True)
+class StudyPlan:
+    """Everything the study depends on (saved with its results)."""
+
+    dataset: str = "fashion-mnist-super"
+    root: str = "data"
+    n_train: int = 6000
+    n_test: int = 3000
+    val_fraction: float = 0.2
+    features: tuple[str, ...] = ("pca", "untrained-cnn", "coarse-cnn")
+    pca_dim: int = 64
+    cnn_steps: int = 600
+    noises: tuple[float, ...] = (0.0, 0.1, 0.3)
+    Ms: tuple[int, ...] = (8, 12, 18, 32)
+    add_critical_M: bool = True
+    positives: tuple[str, ...] = ("random", "easy")
+    negatives: tuple[str, ...] = ("all", "random")
+    losses: tuple[str, ...] = ("triplet", "contrastive")
+    seeds: int = 3
+    lrs: tuple[float, ...] = (3e-4, 1e-3, 3e-3)
+    steps: int = 4000
+    window: int = 250
+    converge_tol: float = 0.02
+    gate_tol: float = 0.05
+    dim: int = 64
+    hidden: int = 256
+    upper_bound: bool = True
+    null_permutations: int = 30
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+FULL = StudyPlan()
+QUICK = StudyPlan(n_train=2000, n_test=1000, cnn_steps=150, noises=(0.0, 0.3), Ms=(18,), add_critical_M=False,
+                  negatives=("all",), lrs=(1e-3, 3e-3), steps=1200, window=100, null_permutations=5)  # fmt: skip
+
+
+# --- data and features --------------------------------------------------------------------------------------------
+def _split_data(plan: StudyPlan):
+    from paper_repro.builders import load_split, stratified_subset
+    from paper_repro.config import TrainConfig
+
+    cfg = TrainConfig(out="unused", dataset=plan.dataset, root=plan.root)
+    train = load_split(cfg, "train")
+    train = train.subset(stratified_subset(train.fine_labels, plan.n_train, 0))
+    rng = np.random.default_rng(0)
+    val = np.zeros(len(train), dtype=bool)
+    for k in np.unique(train.fine_labels):
+        rows = np.flatnonzero(train.fine_labels == k)
+        val[rng.choice(rows, size=max(1, int(round(plan.val_fraction * rows.size))), replace=False)] = True
+    test = load_split(cfg, "test")
+    test = test.subset(stratified_subset(test.fine_labels, plan.n_test, 0))
+    return cfg, train.subset(np.flatnonzero(~val)), train.subset(np.flatnonzero(val)), test
+
+
+def _pixels(ds, cfg) -> torch.Tensor:
+    from paper_repro.builders import eval_transform_for
+
+    x, _ = ds.get_batch(np.arange(len(ds)))
+    return eval_transform_for(cfg, ds)(x)
+
+
+def _standardise(parts: list[np.ndarray]) -> list[np.ndarray]:
+    mu, sd = parts[0].mean(0), parts[0].std(0)
+    sd = np.where(sd > 0, sd, 1.0)
+    return [((p - mu) / sd).astype(np.float32) for p in parts]
+
+
+def build_features(plan: StudyPlan, cfg, fit, val, test, *, progress: bool = True) -> dict[str, list[np.ndarray]]:
+    """``{name: [fit, val, test]}`` standardised with the fit split's statistics."""
+    from sklearn.decomposition import PCA
+
+    from paper_repro.builders import build_model
+    from paper_repro.multiseed import train_grouped
+
+    pix = [_pixels(d, cfg) for d in (fit, val, test)]
+    out: dict[str, list[np.ndarray]] = {}
+    if "pca" in plan.features:
+        flat = [p.flatten(1).numpy() for p in pix]
+        pca = PCA(plan.pca_dim, random_state=0).fit(flat[0])
+        out["pca"] = _standardise([pca.transform(f) for f in flat])
+
+    def backbone_features(model) -> list[np.ndarray]:
+        model.eval()
+        with torch.no_grad():
+            return _standardise([torch.cat([model.backbone(p[i : i + 512]) for i in range(0, len(p), 512)]).numpy()
+                                 for p in pix])  # fmt: skip
+
+    if "untrained-cnn" in plan.features:
+        torch.manual_seed(0)
+        out["untrained-cnn"] = backbone_features(build_model(cfg, fit))
+    if "coarse-cnn" in plan.features:
+        from paper_repro.config import TrainConfig
+
+        c = TrainConfig(out="unused", dataset=plan.dataset, root=plan.root, loss="triplet", positive="random",
+                        negative="all", batch_classes=3, samples_per_class=18, steps=plan.cnn_steps,
+                        eval_every=plan.cnn_steps, augment=False, seed=0)  # fmt: skip
+        res = train_grouped([c], train_data=fit, test_data=test, evaluate=False, progress=progress)
+        out["coarse-cnn"] = backbone_features(res["models"][0])
+    return out
+
+
+# --- measures -----------------------------------------------------------------------------------------------------
+def _instrument():
+    """The collapse instrument of ``collapse.metrics`` (issue #11), or None where this checkout predates it."""
+    try:
+        from collapse.metrics import collapse_verdict, instrument_report
+    except ImportError:
+        return None
+    return instrument_report, collapse_verdict
+
+
+def judge_embeddings(
+    train_emb: np.ndarray,
+    train_y: np.ndarray,
+    train_m: np.ndarray,
+    test_emb: np.ndarray,
+    test_y: np.ndarray,
+    test_m: np.ndarray,
+    *,
+    margin: float,
+    loss: float | None = None,
+    null_permutations: int = 30,
+    random_state: int = 0,
+) -> dict:
+    """Every measure of the study for one embedding (clean coarse labels ``y``, fine labels ``m``), flat dict.
+
+    Keys ``coarse_map_at_r`` / ``coarse_r1`` (test), ``{train,test}_{probe key}`` (:data:`PROBE_KEYS`), and, with
+    the instrument, ``instrument_{key}`` on the test split and ``verdict`` / ``verdict_reason``.
+    """
+    out: dict = {}
+    rm = retrieval_metrics(test_emb, test_y, ks=(1,), nmi=False)
+    out["coarse_map_at_r"], out["coarse_r1"] = rm["map_at_r"], rm["recall_at_1"]
+    out["train_coarse_map_at_r"] = map_at_r(train_emb, train_y)
+    probes = subclass_probes(train_emb, train_y, train_m, test_emb, test_y, test_m, max_fit=2000,
+                             random_state=random_state)  # fmt: skip
+    for split, row in probes.items():
+        out |= {f"{split}_{k}": v for k, v in row.items()}
+    inst = _instrument()
+    if inst is None:
+        out["verdict"], out["verdict_reason"] = "n/a", "collapse.metrics.instrument_report is not in this checkout"
+        return out
+    report, verdict = inst
+    rep = report(test_emb, test_y, test_m, margin=margin, loss=loss, null_permutations=null_permutations,
+                 random_state=random_state)  # fmt: skip
+    out |= {f"instrument_{k}": v for k, v in rep.items()}
+    v = verdict(rep)
+    out["verdict"], out["verdict_reason"] = v.short, v.reason
+    return out
+
+
+def converged(curve: Sequence[dict], tol: float) -> bool:
+    """The stated criterion: the last window's mean training loss differs from the previous window's by at most
+    ``tol`` relative (or 1e-4 absolute, for losses near zero)."""
+    if len(curve) < 2:
+        return False
+    a, b = curve[-2]["train_loss"], curve[-1]["train_loss"]
+    return abs(b - a) <= max(tol * abs(a), 1e-4)
+
+
+def t_interval(diffs: Sequence[float]) -> tuple[float, float, float]:
+    """Mean and 95 % Student-t interval of paired differences."""
+    from scipy.stats import t
+
+    d = np.asarray(diffs, dtype=np.float64)
+    if d.size < 2:
+        return float(d.mean()) if d.size else float("nan"), float("nan"), float("nan")
+    half = float(t.ppf(0.975, d.size - 1) * d.std(ddof=1) / math.sqrt(d.size))
+    return float(d.mean()), float(d.mean() - half), float(d.mean() + half)
+
+
+# --- the study ----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Run:
+    features: str
+    M: int
+    noise: float
+    loss: str
+    positive: str
+    negative: str
+    seed: int
+    lr: float
+    labels: str = "coarse"  # "fine": the fine-label-trained upper bound
+
+    @property
+    def cell(self) -> tuple:
+        return (self.features, self.M, self.noise, self.loss, self.positive, self.negative, self.labels)
+
+
+def critical_M(noise: float, classes: int, modes: int) -> int | None:
+    """T4's smallest batch size M at which easy positives' net sibling force stops pulling (collapse.theory)."""
+    from collapse.theory.t4_finite_batch import critical_batch
+
+    return critical_batch(noise, classes, modes) if noise > 0 else None
+
+
+def plan_runs(plan: StudyPlan, features: str, M: int) -> list[Run]:
+    runs = [Run(features, M, eps, loss, pos, neg, s, lr)
+            for eps in plan.noises for loss in plan.losses for pos in plan.positives for neg in plan.negatives
+            for s in range(plan.seeds) for lr in plan.lrs]  # fmt: skip
+    if plan.upper_bound:
+        runs += [Run(features, M, 0.0, "triplet", "random", "all", s, lr, labels="fine")
+                 for s in range(plan.seeds) for lr in plan.lrs]  # fmt: skip
+    return runs
+
+
+def _command(prefix: str, r: Run) -> str:
+    """The command that reruns the cell of run ``r`` (the study's own command, filtered to that cell)."""
+    return f"{prefix} --features {r.features} --M {r.M} --noise {r.noise:g}"
+
+
+def run_study(
+    plan: StudyPlan, out: str | Path, *, quick: bool = False, progress: bool = True, command: str | None = None
+) -> dict:
+    """Run ``plan`` and write its files under ``out`` (see the module docstring); return the summary.
+
+    ``command`` is the command line that ran the study without its cell filters (each cell's rerun command is it
+    plus ``--features F --M M --noise E``); by default ``python -m paper_repro.study [--quick]``.
+    """
+    prefix = command or f"python -m paper_repro.study{' --quick' if quick else ''}"
+    from paper_repro.label_noise import noisy_labels
+    from paper_repro.multiseed import train_heads
+
+    out = Path(out)
+    t0 = time.perf_counter()
+    cfg, fit, val, test = _split_data(plan)
+    classes = int(np.unique(fit.labels).size)
+    modes = int(round(np.mean([np.unique(fit.fine_labels[fit.labels == c]).size for c in np.unique(fit.labels)])))
+    Ms = list(plan.Ms)
+    mstar = {eps: critical_M(eps, classes, modes) for eps in plan.noises}
+    if plan.add_critical_M:
+        Ms += [m for m in sorted({v for v in mstar.values() if v is not None}) if m not in Ms]
+    feats = build_features(plan, cfg, fit, val, test, progress=progress)
+    t_features = time.perf_counter() - t0
+    rows, curves_rows = [], []
+    floors = []
+    reference = None  # a clean easy-positive triplet head's embeddings: the synthetic controls transform it
+    for name, (ff, _fv, ft) in feats.items():
+        margin = LOSS_MARGIN["triplet"][1]
+        j = judge_embeddings(ff, fit.labels, fit.fine_labels, ft, test.labels, test.fine_labels, margin=margin,
+                             null_permutations=plan.null_permutations)  # fmt: skip
+        floors.append({"features": name, "kind": "features, no head (floor)"} | j)
+    for name, (ff, fv, ft) in feats.items():
+        for M in Ms:
+            runs = plan_runs(plan, name, M)
+            labels, losses = [], []
+            for r in runs:
+                base = fit.fine_labels if r.labels == "fine" else fit.labels
+                labels.append(noisy_labels(base, fit.fine_labels, r.noise, seed=r.seed) if r.noise else base)
+                key, value = LOSS_MARGIN[r.loss]
+                losses.append(make_loss(r.loss, r.positive, r.negative, random_state=r.seed, **{key: value}))
+            fv_t = torch.as_tensor(fv)
+
+            def on_window(step, net, _fv=fv_t):
+                with torch.no_grad():
+                    emb = net(_fv).numpy()
+                return [{"val_coarse_map_at_r": map_at_r(e, val.labels)} for e in emb]
+
+            res = train_heads(torch.as_tensor(ff), labels, losses=losses, lrs=[r.lr for r in runs],
+                              seeds=[r.seed for r in runs], batch_classes=classes, samples_per_class=M,
+                              steps=plan.steps, dim=plan.dim, hidden=plan.hidden, window=plan.window,
+                              on_window=on_window, progress=progress)  # fmt: skip
+            for r, curve in zip(runs, res["curves"]):
+                curves_rows += [asdict(r) | c for c in curve]
+            # Learning rate per cell: best mean validation coarse MAP@R over seeds at the last window.
+            best: dict[tuple, float] = {}
+            for lr in plan.lrs:
+                for cell in {r.cell for r in runs}:
+                    vals = [c[-1]["val_coarse_map_at_r"] for r, c in zip(runs, res["curves"])
+                            if r.cell == cell and r.lr == lr]  # fmt: skip
+                    if cell not in best or np.mean(vals) > best[cell][1]:
+                        best[cell] = (lr, float(np.mean(vals)))
+            net = res["net"]
+            with torch.no_grad():
+                e_fit, e_test = net(torch.as_tensor(ff)).numpy(), net(torch.as_tensor(ft)).numpy()
+            for g, (r, curve) in enumerate(zip(runs, res["curves"])):
+                if r.lr != best[r.cell][0]:
+                    continue
+                if reference is None and (r.noise, r.loss, r.positive, r.labels) == (0.0, "triplet", "easy", "coarse"):
+                    reference = {"run": asdict(r), "fit": (e_fit[g], fit.labels, fit.fine_labels),
+                                 "test": (e_test[g], test.labels, test.fine_labels)}  # fmt: skip
+                j = judge_embeddings(e_fit[g], fit.labels, fit.fine_labels, e_test[g], test.labels, test.fine_labels,
+                                     margin=LOSS_MARGIN[r.loss][1], loss=curve[-1]["train_loss"],
+                                     null_permutations=plan.null_permutations, random_state=r.seed)  # fmt: skip
+                rows.append(asdict(r) | {"val_coarse_map_at_r": curve[-1]["val_coarse_map_at_r"],
+                                         "final_train_loss": curve[-1]["train_loss"],
+                                         "converged": converged(curve, plan.converge_tol),
+                                         "command": _command(prefix, r)} | j)  # fmt: skip
+    controls = embedding_controls(reference, plan) if reference is not None else []
+    comparisons = compare(rows, plan.gate_tol, prefix)
+    seconds = time.perf_counter() - t0
+    summary = {"plan": plan.to_dict(), "quick": quick, "command": prefix, "classes": classes, "modes_per_class": modes,
+               "critical_M": {str(k): v for k, v in mstar.items()}, "Ms": Ms, "seconds": seconds,
+               "seconds_features": t_features, "n_fit": len(fit), "n_val": len(val), "n_test": len(test),
+               "threads": torch.get_num_threads(), "floors": floors, "comparisons": comparisons,
+               "controls": controls}  # fmt: skip
+    write_csv(out / "runs.csv", rows)
+    write_csv(out / "curves.csv", curves_rows)
+    write_csv(out / "comparisons.csv", comparisons)
+    write_csv(out / "controls.csv", controls)
+    write_json(out / "summary.json", summary | {"runs": rows})
+    write_text(out / "table.md", study_markdown(summary, rows))
+    return summary | {"runs": rows}
+
+
+#: Synthetic collapse of a real embedding (collapse.metrics.controls), and what the protocol expects of it.
+CONTROL_EXPECT = {
+    "merge_submodes": "probe and NCM near majority, eta2 < 0.05, verdict collapsed",
+    "shrink_classes": "probes unchanged (scale-free), instrument verdict collapsed (spread below the margin)",
+}
+
+
+def embedding_controls(reference: dict, plan: StudyPlan) -> list[dict]:
+    """Judge the reference embedding and its synthetic collapses (the instrument's transforms), fit and test alike."""
+    from collapse.metrics.controls import merge_submodes, shrink_classes
+
+    rng = np.random.default_rng(0)
+    base = judge_embeddings(*reference["fit"], *reference["test"], margin=LOSS_MARGIN["triplet"][1],
+                            null_permutations=plan.null_permutations)  # fmt: skip
+    out = [{"control": "reference", "expect": "modes kept (a trained clean head)", "held": None} | base]
+    n_fit = reference["fit"][0].shape[0]
+    joint = tuple(np.concatenate([a, b]) for a, b in zip(reference["fit"], reference["test"]))
+    for name, fn in (("merge_submodes", merge_submodes), ("shrink_classes", shrink_classes)):
+        # One transform of fit and test together, so both move about the same class centroids.
+        x, y, m = fn(joint, rng)
+        j = judge_embeddings(x[:n_fit], y[:n_fit], m[:n_fit], x[n_fit:], y[n_fit:], m[n_fit:],
+                             margin=LOSS_MARGIN["triplet"][1], null_permutations=plan.null_permutations)  # fmt: skip
+        if name == "merge_submodes":
+            held = (j["test_eta2"] < 0.05 and j["test_ncm"] <= j["test_majority"] + 0.1
+                    and j["verdict"] in ("collapsed", "n/a"))  # fmt: skip
+        else:
+            held = (abs(j["test_linear_probe"] - base["test_linear_probe"]) <= 0.02
+                    and j["verdict"] in ("collapsed", "n/a"))  # fmt: skip
+        out.append({"control": name, "expect": CONTROL_EXPECT[name], "held": bool(held)} | j)
+    return out
+
+
+PAIRED = ("test_linear_probe", "test_ncm", "test_eta2", "test_kmeans_nmi", "test_fine_r1", "coarse_map_at_r")
+
+
+def compare(rows: list[dict], gate_tol: float, prefix: str = "python -m paper_repro.study") -> list[dict]:
+    """Easy minus random positives per cell, paired by seed, gated on test coarse MAP@R (module docstring)."""
+    out = []
+    cells = {(r["features"], r["M"], r["noise"], r["loss"], r["negative"]) for r in rows if r["labels"] == "coarse"}
+    for f, M, eps, loss, neg in sorted(cells):
+        key = (f, M, eps, loss, neg)
+
+        def pick(pos: str, key=key) -> dict:
+            want = (*key, pos, "coarse")
+            fields = ("features", "M", "noise", "loss", "negative", "positive", "labels")
+            return {r["seed"]: r for r in rows if tuple(r[k] for k in fields) == want}
+
+        easy, rand = pick("easy"), pick("random")
+        seeds = sorted(set(easy) & set(rand))
+        if not seeds:
+            continue
+        gap = float(np.mean([easy[s]["coarse_map_at_r"] for s in seeds]) -
+                    np.mean([rand[s]["coarse_map_at_r"] for s in seeds]))  # fmt: skip
+        passed = abs(gap) <= gate_tol
+        row = {"features": f, "M": M, "noise": eps, "loss": loss, "negative": neg, "seeds": len(seeds),
+               "coarse_gap": gap, "gate": "pass" if passed else f"gated out: coarse MAP@R gap {abs(gap):.3f} > "
+               f"{gate_tol:g}", "verdict_random": "; ".join(rand[s].get("verdict", "n/a") for s in seeds),
+               "verdict_easy": "; ".join(easy[s].get("verdict", "n/a") for s in seeds),
+               "command": _command(prefix, Run(f, M, eps, loss, "easy", neg, 0, 0.0))}  # fmt: skip
+        for k in PAIRED:
+            mean, lo, hi = t_interval([easy[s][k] - rand[s][k] for s in seeds])
+            row |= {f"d_{k}": mean, f"d_{k}_lo": lo, f"d_{k}_hi": hi,
+                    f"random_{k}": float(np.mean([rand[s][k] for s in seeds])),
+                    f"easy_{k}": float(np.mean([easy[s][k] for s in seeds]))}  # fmt: skip
+        out.append(row)
+    return out
+
+
+def _f(v) -> str:
+    return "nan" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
+
+
+def study_markdown(summary: dict, rows: list[dict]) -> str:
+    """The README table: one line per comparison (gate, paired differences with CIs, verdicts, command), floors
+    and upper bounds below."""
+    lines = [
+        f"Fashion-MNIST superclasses ({summary['classes']} coarse classes, about {summary['modes_per_class']} fine "
+        f"labels each), MLP head on fixed features; {summary['n_fit']} fit / {summary['n_val']} validation / "
+        f"{summary['n_test']} test images; {summary['plan']['seeds']} seeds; {summary['plan']['steps']} steps; "
+        f"T4 critical M: {summary['critical_M']}; study time {summary['seconds'] / 60:.1f} min on "
+        f"{summary['threads']} threads (shared machine).",
+        "",
+        "| features | M | noise | loss | neg | gate | test probe random -> easy (d, 95% CI) | "
+        "test eta2 random -> easy (d) | coarse MAP@R random / easy | verdict random | verdict easy | command |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in summary["comparisons"]:
+        lines.append(
+            f"| {c['features']} | {c['M']} | {c['noise']:g} | {c['loss']} | {c['negative']} | {c['gate']} | "
+            f"{_f(c['random_test_linear_probe'])} -> {_f(c['easy_test_linear_probe'])} "
+            f"({_f(c['d_test_linear_probe'])}, [{_f(c['d_test_linear_probe_lo'])}, "
+            f"{_f(c['d_test_linear_probe_hi'])}]) | "
+            f"{_f(c['random_test_eta2'])} -> {_f(c['easy_test_eta2'])} ({_f(c['d_test_eta2'])}) | "
+            f"{_f(c['random_coarse_map_at_r'])} / {_f(c['easy_coarse_map_at_r'])} | {c['verdict_random']} | "
+            f"{c['verdict_easy']} | `{c['command']}` |"
+        )
+    lines += ["", "Floors (features without a head) and upper bounds (heads trained on fine labels):", "",
+              "| kind | features | test probe | test NCM | test eta2 | coarse MAP@R | verdict |",
+              "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for f in summary["floors"]:
+        lines.append(f"| floor | {f['features']} | {_f(f['test_linear_probe'])} | {_f(f['test_ncm'])} | "
+                     f"{_f(f['test_eta2'])} | {_f(f['coarse_map_at_r'])} | {f['verdict']} |")  # fmt: skip
+    for r in rows:
+        if r["labels"] == "fine":
+            lines.append(f"| upper bound (fine labels, seed {r['seed']}, M {r['M']}) | {r['features']} | "
+                         f"{_f(r['test_linear_probe'])} | {_f(r['test_ncm'])} | {_f(r['test_eta2'])} | "
+                         f"{_f(r['coarse_map_at_r'])} | {r['verdict']} |")  # fmt: skip
+    if summary.get("controls"):
+        lines += ["", "Controls on a real embedding (a clean easy-positive triplet head, transformed):", "",
+                  "| control | expected | held | test probe | test NCM / majority | test eta2 | verdict |",
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for c in summary["controls"]:
+            lines.append(f"| {c['control']} | {c['expect']} | {c['held']} | {_f(c['test_linear_probe'])} | "
+                         f"{_f(c['test_ncm'])} / {_f(c['test_majority'])} | {_f(c['test_eta2'])} | "
+                         f"{c['verdict']} |")  # fmt: skip
+    unconverged = [r for r in rows if not r["converged"]]
+    lines += ["", f"Runs not converged by the stated criterion: {len(unconverged)} of {len(rows)}."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = OneLineParser(prog="python -m paper_repro.study", description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="the quick plan (<= 10 min on 2 cores)")
+    p.add_argument("--out", default=None, help="results folder (default results/study/quick or results/study/full)")
+    p.add_argument("--root", default="data", help="folder holding fashion-mnist")
+    p.add_argument("--features", default=None, help="comma-separated subset of pca, untrained-cnn, coarse-cnn")
+    p.add_argument("--M", default=None, help="comma-separated batch sizes M (replaces the plan's)")
+    p.add_argument("--noise", default=None, help="comma-separated label-noise rates (replaces the plan's)")
+    p.add_argument("--steps", type=int, default=None, help="training steps of every head")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    args = p.parse_args(argv)
+    plan = replace(QUICK if args.quick else FULL, root=args.root)
+    try:
+        if args.features:
+            plan = replace(plan, features=tuple(args.features.split(",")))
+            bad = [f for f in plan.features if f not in FULL.features]
+            if bad:
+                raise ValueError(f"--features must be among {', '.join(FULL.features)}, got {', '.join(bad)}")
+        if args.M:
+            plan = replace(plan, Ms=tuple(int(m) for m in args.M.split(",")), add_critical_M=False)
+        if args.noise:
+            plan = replace(plan, noises=tuple(float(e) for e in args.noise.split(",")))
+        if args.steps:
+            plan = replace(plan, steps=args.steps)
+        out = Path(args.out or f"results/study/{'quick' if args.quick else 'full'}")
+        prefix = "python -m paper_repro.study" + (" --quick" if args.quick else "")
+        prefix += (f" --steps {args.steps}" if args.steps else "") + (f" --out {args.out}" if args.out else "")
+        summary = run_study(plan, out, quick=args.quick, progress=not args.no_progress, command=prefix)
+    except (ValueError, OSError) as exc:
+        print(f"python -m paper_repro.study: error: {exc}", file=sys.stderr)
+        return 2
+    print((out / "table.md").read_text())
+    print(f"{len(summary['runs'])} runs in {summary['seconds'] / 60:.1f} min -> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

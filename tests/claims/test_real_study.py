@@ -1,0 +1,40 @@
+"""collapse.claims.real_study: C3, C6, C7, C9 verdicts follow the study summary they are given."""
+
+from __future__ import annotations
+
+from collapse.claims.real_study import CONDITIONAL, FAILS, HOLDS, STUDY_JUDGES, UNMEASURED
+
+
+def comparison(d: float, gate: str = "pass", verdicts: str = "collapsed; collapsed; kept") -> dict:
+    row = {"features": "pca", "M": 18, "noise": 0.3, "loss": "triplet", "negative": "all", "seeds": 3,
+           "gate": gate, "verdict_random": verdicts, "verdict_easy": "kept; kept; kept"}  # fmt: skip
+    for k in ("test_linear_probe", "test_fine_r1"):
+        row |= {f"d_{k}": d, f"d_{k}_lo": d - 0.01, f"d_{k}_hi": d + 0.01}
+    return row
+
+
+def run(pos: str, verdict: str, probe: float, train_probe: float) -> dict:
+    return {"labels": "coarse", "positive": pos, "verdict": verdict, "test_linear_probe": probe,
+            "train_linear_probe": train_probe, "test_fine_r1": probe, "coarse_map_at_r": 0.8}  # fmt: skip
+
+
+def test_verdicts_follow_the_numbers():
+    runs = [run("random", "collapsed", 0.4, 0.6), run("easy", "kept", 0.7, 0.72)]
+    good = {"quick": True, "comparisons": [comparison(0.2)], "runs": runs}
+    assert STUDY_JUDGES["C7"](good)[0] == HOLDS
+    assert STUDY_JUDGES["C9"](good)[0] == HOLDS
+    assert STUDY_JUDGES["C3"](good)[0] == CONDITIONAL
+    assert STUDY_JUDGES["C6"](good)[0] == CONDITIONAL
+    bad = {"quick": True, "comparisons": [comparison(-0.2, verdicts="kept; kept; kept")],
+           "runs": [run("random", "kept", 0.7, 0.7), run("easy", "kept", 0.7, 0.9)]}  # fmt: skip
+    assert STUDY_JUDGES["C7"](bad)[0] == FAILS
+    assert STUDY_JUDGES["C9"](bad)[0] == FAILS
+    assert STUDY_JUDGES["C3"](bad)[0] == UNMEASURED
+    assert STUDY_JUDGES["C6"](bad)[0] == FAILS
+
+
+def test_gated_out_comparisons_do_not_count():
+    summary = {"quick": True, "comparisons": [comparison(0.2, gate="gated out: gap 0.2 > 0.05")], "runs": []}
+    for claim in ("C7", "C9", "C6"):
+        verdict, text = STUDY_JUDGES[claim](summary)
+        assert verdict == UNMEASURED and "0/1 comparisons pass" in text
