@@ -98,6 +98,7 @@ def test_time_pair_runs_both_and_returns_medians():
     assert time_pair(None, lambda: None, repeats=1, warmup=0)[0] is None
 
 
+@pytest.mark.slow
 def test_compiled_step_equals_eager():
     x, y = loss_cases.make_batch(24, 8, seed=0)
     loss = make_loss("triplet", "easy", "semihard")
