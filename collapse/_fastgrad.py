@@ -21,6 +21,9 @@ backward is a handful of vectorised operations:
   :math:`\mu = \max(0, \max_j x_j)`; its backward is the softmax weights times :math:`c\,g`, one pass over the
   saved weights instead of the chain through a concatenation and ``logsumexp``.
 
+* :func:`gram`: :math:`P = U U^\top` (the cosine similarity of unit rows), with the backward
+  :math:`\partial L/\partial U = (G + G^\top) U`: one matrix product instead of autograd's two.
+
 All support one backward pass (no double backward). tests/test_fastgrad.py checks them with ``gradcheck``.
 """
 
@@ -29,7 +32,7 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
-__all__ = ["PAIR_KINDS", "log1p_sum_exp", "pair_distance", "unit_rows"]
+__all__ = ["PAIR_KINDS", "gram", "log1p_sum_exp", "pair_distance", "unit_rows"]
 
 PAIR_KINDS = ("euclidean", "sqeuclidean", "cosine")
 
@@ -119,3 +122,21 @@ class _Log1pSumExp(torch.autograd.Function):
 def log1p_sum_exp(s: torch.Tensor, mask: torch.Tensor, scale: float = 1.0, shift: float = 0.0) -> torch.Tensor:
     """Row-wise ``log(1 + sum_{j: mask_j} exp(scale * (s_j - shift)))`` over the last dimension, stably."""
     return _Log1pSumExp.apply(s, mask, float(scale), float(shift))
+
+
+class _Gram(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, u: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(u)
+        return u @ u.transpose(-1, -2)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g: torch.Tensor):
+        (u,) = ctx.saved_tensors
+        return (g + g.transpose(-1, -2)) @ u
+
+
+def gram(u: torch.Tensor) -> torch.Tensor:
+    """``u @ u.transpose(-1, -2)`` for ``(..., B, d)`` rows (bitwise the same values), with one product backward."""
+    return _Gram.apply(u)

@@ -18,6 +18,7 @@ carries autograd.
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch import nn
@@ -27,9 +28,10 @@ from collapse.distances import Distance, get_distance
 from collapse.losses.reducers import REDUCERS, Reducer
 from collapse.losses.terms import LossOutput, Terms
 from collapse.sampling.sampler import Sampler
+from collapse.sampling.selection import AnchorSelection
 from collapse.sampling.tuples import Tuples
 
-__all__ = ["SCRATCH_ELEMENTS", "MetricLoss", "PairDistances", "as_groups"]
+__all__ = ["SCRATCH_ELEMENTS", "MetricLoss", "PairDistances", "anchor_values", "as_groups", "triplet_layout"]
 
 #: Largest selection matrix (entries) a loss keeps between steps as a reusable buffer (16M: 64 MB of float32).
 SCRATCH_ELEMENTS = 1 << 24
@@ -49,7 +51,8 @@ def as_groups(embeddings: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Ten
     if labels.is_floating_point() or labels.dtype == torch.bool:
         raise TypeError(f"labels must be integers, got dtype {labels.dtype}")
     # min/max propagate NaN and inf, and are one vectorised pass (isfinite().all() is several times slower on CPU).
-    if embeddings.numel() and not all(math.isfinite(float(v)) for v in torch.aminmax(embeddings.detach())):
+    # Under torch.compile the check would split the graph (it reads values back); a compiled step skips it.
+    if embeddings.numel() and not torch.compiler.is_compiling() and not all(math.isfinite(float(v)) for v in torch.aminmax(embeddings.detach())):
         raise ValueError("embeddings contain NaN or inf")
     return embeddings, labels
 
@@ -69,6 +72,19 @@ class PairDistances:
             # One group: the rows are the batch indices themselves (no index arithmetic per call).
             return pair_distance(self.prepared.reshape(batch, dim), i, j, self.distance.pair_kind)
         return self.distance.pairs(self.prepared, g, i, j, prepared=True)
+
+    def anchors(self, *index: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``D[g, a, idx[g, a]]`` for every anchor, one ``(G, B)`` tensor per ``(G, B)`` index matrix, in one
+        :func:`~collapse._fastgrad.pair_distance` call (fixed shapes)."""
+        n_groups, batch, dim = self.prepared.shape
+        rows = n_groups * batch
+        anchor = torch.arange(rows, device=self.prepared.device)
+        offset = torch.arange(0, rows, batch, device=self.prepared.device).unsqueeze(-1) if n_groups > 1 else 0
+        j = torch.cat([(idx + offset).reshape(-1) for idx in index]) if len(index) > 1 else (index[0] + offset)
+        values = pair_distance(
+            self.prepared.reshape(rows, dim), anchor.repeat(len(index)), j.reshape(-1), self.distance.pair_kind
+        )
+        return tuple(values.reshape(len(index), n_groups, batch).unbind(0))
 
     @property
     def shape(self) -> torch.Size:
@@ -90,6 +106,46 @@ class PairDistances:
     def sum(self) -> torch.Tensor:
         """A scalar connected to the embeddings' graph (what ``0.0 * dist.sum()`` is there for), O(B d)."""
         return self.prepared.sum()
+
+
+def anchor_values(dist: torch.Tensor | PairDistances, *index: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """``dist[g, a, idx[g, a]]`` for each ``(G, B)`` index matrix ``idx``: one ``(G, B)`` tensor each."""
+    if isinstance(dist, PairDistances):
+        return dist.anchors(*index)
+    return tuple(dist.gather(-1, i.unsqueeze(-1)).squeeze(-1) for i in index)
+
+
+def _warn_if_no_positive(selection: AnchorSelection) -> None:
+    """The index path's warning when no anchor has a positive, for eager CPU steps only: elsewhere the check would
+    read a value back from the device on every step (or split a compiled graph), so it is left to ``.tuples``."""
+    if selection.has_positive.device.type != "cpu" or torch.compiler.is_compiling():
+        return
+    if selection.batch_size and not bool(selection.has_positive.any()):
+        n = selection.n_groups * selection.batch_size
+        warnings.warn(
+            f"no anchor in the batch has a valid positive ({n} anchors dropped); the loss is 0",
+            RuntimeWarning,
+            stacklevel=5,
+        )
+
+
+def triplet_layout(
+    dist: torch.Tensor | PairDistances, selection: AnchorSelection
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...], torch.Tensor]:
+    """``(d_ap, d_an, group, (a, p, n), mask)`` of the triplets of a fixed-shape selection, broadcastable to one
+    shape: ``(G, B)`` with one negative per anchor, ``(G, B, B)`` (every negative ``n`` of the last axis) with
+    ``all``; ``dist`` is then the matrix."""
+    s = selection
+    g, a = s.group_index, s.anchor_index
+    if s.per_pair:
+        d_ap, d_an = anchor_values(dist, s.positive, s.negative)
+        return d_ap, d_an, g, (a, s.positive, s.negative), s.kept
+    (d_ap,) = anchor_values(dist, s.positive)
+    shape = (*a.shape, s.batch_size)
+    n = torch.arange(s.batch_size, device=a.device).expand(shape)
+    idx = (a.unsqueeze(-1).expand(shape), s.positive.unsqueeze(-1).expand(shape), n)
+    mask = s.negative_mask & s.has_positive.unsqueeze(-1)
+    return d_ap.unsqueeze(-1), dist, g.unsqueeze(-1).expand(shape), idx, mask
 
 
 class _Scratch:
@@ -147,6 +203,8 @@ class MetricLoss(nn.Module):
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor, sampler: Sampler | None = None) -> LossOutput:
         emb, labels = as_groups(embeddings, labels)
         sampler = sampler or self.sampler
+        if self._fixed_shape(sampler):
+            return self._forward_fixed(emb, labels, sampler)
         if not (self.pairwise_terms and sampler.negative.per_pair):
             return self.from_distances(self.distance(emb), labels, dim=emb.shape[-1], sampler=sampler)
         prepared = self.distance.prepare(emb)
@@ -163,6 +221,56 @@ class MetricLoss(nn.Module):
             # the matrix with autograd takes less memory.
             return self._reduce(self.distance(emb), tuples, labels)
         return self._reduce(PairDistances(self.distance, prepared), tuples, labels)
+
+    # ----------------------------------------------------------------------------------------- fixed-shape path
+
+    def _fixed_shape(self, sampler: Sampler) -> bool:
+        """Whether the step runs on a fixed-shape selection: the loss has :meth:`anchor_terms`, the sampler picks
+        one positive per anchor, and neither is a subclass that redefines the listing (``__call__``)."""
+        return (
+            type(self).anchor_terms is not MetricLoss.anchor_terms
+            and type(sampler).__call__ is Sampler.__call__
+            and sampler.per_anchor
+        )
+
+    def _forward_fixed(self, emb: torch.Tensor, labels: torch.Tensor, sampler: Sampler) -> LossOutput:
+        n_groups, batch, dim = emb.shape
+        prepared = self.distance.prepare(emb)
+        compiling = torch.compiler.is_compiling()
+        if self.reads_matrix(sampler):
+            # The terms read whole rows: one matrix with autograd, the selection on its detached values.
+            sim = self.matrix_is_similarity
+            matrix = self.distance.similarity_matrix(prepared) if sim else self.distance(prepared, prepared=True)
+            with torch.no_grad():
+                scratch = None if compiling else self._scratch(n_groups, batch, prepared)
+                if sim:
+                    dist = self.distance.from_similarity(matrix.detach(), out=scratch)
+                else:
+                    dist = matrix.detach() if scratch is None else scratch.copy_(matrix.detach())
+                selection = sampler.select(dist, labels, dim=dim, overwrite=scratch is not None)
+            return self._reduce(matrix, selection, labels)
+        with torch.no_grad():
+            detached = prepared.detach()
+            scratch = None if compiling else self._scratch(n_groups, batch, detached)
+            full = self.distance(detached, prepared=True, out=scratch)
+            selection = sampler.select(full, labels, dim=dim, overwrite=True)
+        return self._reduce(PairDistances(self.distance, prepared), selection, labels)
+
+    def reads_matrix(self, sampler: Sampler) -> bool:
+        """Whether :meth:`anchor_terms` reads whole rows of the matrix (else only ``D[g, a, p(a)]``, ``D[g, a,
+        n(a)]``, which :class:`PairDistances` computes in O(B d)); by default when the negatives are ``all``."""
+        return not sampler.negative.per_pair
+
+    #: :meth:`anchor_terms` gets the similarity matrix (:meth:`Distance.similarity_matrix`) instead of distances.
+    matrix_is_similarity = False
+
+    def anchor_terms(
+        self, dist: torch.Tensor | PairDistances, selection: AnchorSelection, labels: torch.Tensor
+    ) -> dict[str, Terms]:
+        """The fixed-shape terms (:class:`Terms` with a mask) of a selection; computed by the same term functions as
+        :meth:`compute_terms`. ``dist`` is the matrix with autograd, or :class:`PairDistances` (see
+        :meth:`reads_matrix`), or the similarity matrix (:attr:`matrix_is_similarity`)."""
+        raise NotImplementedError
 
     def _scratch(self, n_groups: int, batch: int, like: torch.Tensor) -> torch.Tensor | None:
         """The (G, B, B) buffer of the selection matrix, kept from step to step up to :data:`SCRATCH_ELEMENTS`.
@@ -183,11 +291,22 @@ class MetricLoss(nn.Module):
     ) -> LossOutput:
         """The loss of a ``(G, B, B)`` distance matrix with ``(G, B)`` labels (``dim`` is the embedding dimension,
         which distance-weighted sampling needs). The theory module feeds exact mode distances through here."""
-        return self._reduce(dist, (sampler or self.sampler)(dist, labels, dim=dim), labels)
+        sampler = sampler or self.sampler
+        if self._fixed_shape(sampler):
+            selection = sampler.select(dist, labels, dim=dim)
+            values = self.distance.similarity(dist) if self.matrix_is_similarity else dist
+            return self._reduce(values, selection, labels)
+        return self._reduce(dist, sampler(dist, labels, dim=dim), labels)
 
-    def _reduce(self, dist: torch.Tensor | PairDistances, tuples: Tuples, labels: torch.Tensor) -> LossOutput:
-        terms = self.compute_terms(dist, tuples, labels)
-        per_group = self.reducer(terms, tuples.n_groups, dist)
+    def _reduce(
+        self, dist: torch.Tensor | PairDistances, tuples: Tuples | AnchorSelection, labels: torch.Tensor
+    ) -> LossOutput:
+        fixed = isinstance(tuples, AnchorSelection)
+        if fixed:
+            _warn_if_no_positive(tuples)
+        terms = self.anchor_terms(dist, tuples, labels) if fixed else self.compute_terms(dist, tuples, labels)
+        n_groups = tuples.n_groups
+        per_group = self.reducer(terms, n_groups, dist)
         if dist.requires_grad and not per_group.requires_grad:
             # No tuple was selected: a zero multiple keeps the graph connected, so backward() still works.
             per_group = per_group + 0.0 * dist.sum()
@@ -197,7 +316,7 @@ class MetricLoss(nn.Module):
     def compute_terms(self, dist: torch.Tensor, tuples: Tuples, labels: torch.Tensor) -> dict[str, Terms]:
         raise NotImplementedError
 
-    def regularizer(self, tuples: Tuples, labels: torch.Tensor, per_group: torch.Tensor) -> torch.Tensor:
+    def regularizer(self, tuples: Tuples | AnchorSelection, labels: torch.Tensor, per_group: torch.Tensor) -> torch.Tensor:
         return torch.zeros_like(per_group)
 
     def extra_repr(self) -> str:

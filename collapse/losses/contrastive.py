@@ -5,6 +5,9 @@ r"""Contrastive loss (Hadsell et al. 2006), in pytorch-metric-learning's form.
 
 With ``m_+ = 0`` every positive pair is pulled to distance 0, so a class's modes have nowhere to stay apart:
 its minimisers are class-collapsed whatever the noise level.
+
+One formula, two layouts: :meth:`ContrastiveLoss.pos_term` and :meth:`~ContrastiveLoss.neg_term` serve the listed
+pairs (``compute_terms``) and the fixed-shape step with masks (``anchor_terms``, see :mod:`collapse.losses.base`).
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ from __future__ import annotations
 import torch
 
 from collapse._validation import check_real
-from collapse.losses.base import MetricLoss
+from collapse.losses.base import MetricLoss, anchor_values
 from collapse.losses.terms import Terms
+from collapse.sampling.selection import AnchorSelection
 from collapse.sampling.tuples import Pairs, Tuples
 
 __all__ = ["ContrastiveLoss"]
@@ -31,9 +35,39 @@ class ContrastiveLoss(MetricLoss):
         self.pos_margin = check_real("pos_margin", pos_margin)
         self.neg_margin = check_real("neg_margin", neg_margin)
 
+    def pos_term(self, d: torch.Tensor) -> torch.Tensor:
+        return torch.relu(d - self.pos_margin)
+
+    def neg_term(self, d: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.neg_margin - d)
+
     def compute_terms(self, dist: torch.Tensor, tuples: Tuples, labels: torch.Tensor) -> dict[str, Terms]:
         pos, neg = tuples.positive_pairs, tuples.negative_pairs
         return {
-            "pos_loss": pair_terms(torch.relu(pos.gather(dist) - self.pos_margin), pos, "pos_pair"),
-            "neg_loss": pair_terms(torch.relu(self.neg_margin - neg.gather(dist)), neg, "neg_pair"),
+            "pos_loss": pair_terms(self.pos_term(pos.gather(dist)), pos, "pos_pair"),
+            "neg_loss": pair_terms(self.neg_term(neg.gather(dist)), neg, "neg_pair"),
         }
+
+    def anchor_terms(self, dist, selection: AnchorSelection, labels: torch.Tensor) -> dict[str, Terms]:
+        s = selection
+        g, a = s.group_index, s.anchor_index
+        if s.per_pair:
+            d_ap, d_an = anchor_values(dist, s.positive, s.negative)
+            kept = s.kept
+            return {
+                "pos_loss": Terms(self.pos_term(d_ap), g, (a, s.positive), "pos_pair", mask=kept),
+                "neg_loss": Terms(self.neg_term(d_an), g, (a, s.negative), "neg_pair", mask=kept),
+            }
+        (d_ap,) = anchor_values(dist, s.positive)
+        # Every (anchor, other-label sample) of an anchor with a positive: (G, B, B) terms.
+        batch = s.batch_size
+        b = torch.arange(batch, device=dist.device)
+        neg = Terms(
+            self.neg_term(dist),
+            g.unsqueeze(-1).expand(-1, -1, batch),
+            (a.unsqueeze(-1).expand(-1, -1, batch), b.expand(*a.shape, batch)),
+            "neg_pair",
+            mask=s.negative_mask & s.has_positive.unsqueeze(-1),
+        )
+        return {"pos_loss": Terms(self.pos_term(d_ap), g, (a, s.positive), "pos_pair", mask=s.has_positive),
+                "neg_loss": neg}
