@@ -50,9 +50,12 @@ class MultiSimilarityLoss(MetricLoss):
     def reads_matrix(self, sampler) -> bool:
         return True  # the negative half reads whole rows whatever the negative rule
 
-    def negative_half(self, rows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        r""":math:`\frac1\beta \log(1 + \sum_{n: m_n} e^{\beta(S_{an} - \lambda)})` per row."""
-        return log1p_sum_exp(rows, mask, self.beta, self.base) / self.beta
+    def negative_half(
+        self, rows: torch.Tensor, mask: torch.Tensor | None, bias: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        r""":math:`\frac1\beta \log(1 + \sum_{n: m_n} e^{\beta(S_{an} - \lambda)})` per row (negatives given by a
+        boolean ``mask`` or an additive ``bias``, see :func:`~collapse._fastgrad.log1p_sum_exp`)."""
+        return log1p_sum_exp(rows, mask, self.beta, self.base, bias=bias) / self.beta
 
     def positive_half(self, s_ap: torch.Tensor) -> torch.Tensor:
         r""":math:`\frac1\alpha \log(1 + e^{-\alpha(S_{ap} - \lambda)})` of one positive per anchor (softplus)."""
@@ -82,12 +85,13 @@ class MultiSimilarityLoss(MetricLoss):
 
     def anchor_terms(self, sim: torch.Tensor, selection: AnchorSelection, labels: torch.Tensor) -> dict[str, Terms]:
         s = selection
+        (s_ap,) = anchor_values(sim, s.positive)
         if s.per_pair:
             # One negative per anchor: the sum has the single term of the selected negative.
-            neg = torch.zeros_like(sim, dtype=torch.bool).scatter_(-1, s.negative.unsqueeze(-1), True)
+            (s_an,) = anchor_values(sim, s.negative)
+            negative = F.softplus(self.beta * (s_an - self.base)) / self.beta
             kept = s.kept
         else:
-            neg, kept = s.negative_mask, s.has_positive
-        (s_ap,) = anchor_values(sim, s.positive)
-        losses = self.negative_half(sim, neg) + self.positive_half(s_ap)
+            negative, kept = self.negative_half(sim, None, s.negative_bias(sim.dtype)), s.has_positive
+        losses = negative + self.positive_half(s_ap)
         return {"loss": Terms(losses, s.group_index, (s.anchor_index,), "anchor", mask=kept)}

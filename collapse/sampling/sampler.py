@@ -154,7 +154,9 @@ class Sampler:
             and fused_negatives_apply(dist, self.negative.name)
         )
         segments = LabelSegments(labels) if fused_pos else None
-        different = None if fused_neg else labels.unsqueeze(-1) != labels.unsqueeze(-2)
+        # The different-label mask only where a rule reads it (the fused rules and the all rule do not).
+        masked = not (fused_neg or (fused_pos and not self.negative.per_pair))
+        different = labels.unsqueeze(-1) != labels.unsqueeze(-2) if masked else None
         if fused_pos:
             p_index, has_positive = fused_positives(dist, segments, self.positive.name, self.exclude_duplicates)
         else:
@@ -163,7 +165,8 @@ class Sampler:
                 same &= dist > self.exclude_duplicates
             p_index, has_positive = self.positive._pick(dist, same, self._generator_for(self.positive, dist))
         if not self.negative.per_pair:
-            return AnchorSelection(p_index, has_positive, None, None, different, labels)
+            members = segments.members if segments is not None else None
+            return AnchorSelection(p_index, has_positive, None, None, labels, members)
         d_ap = dist.gather(-1, p_index.unsqueeze(-1)).squeeze(-1)
         if fused_neg:
             n_index, has_negative = fused_negatives(dist, segments, self.negative.name, d_ap, overwrite=overwrite)
@@ -171,7 +174,7 @@ class Sampler:
             n_index, has_negative = self.negative.pick_rows(
                 dist, different, d_ap, self._generator_for(self.negative, dist), dim
             )
-        return AnchorSelection(p_index, has_positive, n_index, has_negative, None, labels)
+        return AnchorSelection(p_index, has_positive, n_index, has_negative, labels)
 
     def _generator_for(self, rule: PositiveRule | NegativeRule, dist: torch.Tensor) -> torch.Generator | None:
         # Deterministic rules never touch the generator (so a compiled step of theirs holds no generator state).
