@@ -177,8 +177,12 @@ class Sampler:
         return AnchorSelection(p_index, has_positive, n_index, has_negative, labels)
 
     def _generator_for(self, rule: PositiveRule | NegativeRule, dist: torch.Tensor) -> torch.Generator | None:
-        # Deterministic rules never touch the generator (so a compiled step of theirs holds no generator state).
-        return self.generator(dist.device) if rule.random else None
+        # Deterministic rules never touch the generator. A torch.Generator cannot be traced by torch.compile: a
+        # compiled step's random rules draw from torch's global generator (seed it with torch.manual_seed), so its
+        # draws are other (equally random) numbers than an eager step's.
+        if not rule.random or torch.compiler.is_compiling():
+            return None
+        return self.generator(dist.device)
 
     def __repr__(self) -> str:
         return f"Sampler(positive={self.positive.name!r}, negative={self.negative.name!r})"
