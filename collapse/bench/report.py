@@ -110,9 +110,10 @@ GPU_TARGETS = (
 )
 
 
-def gpu_verdicts(rows: Sequence[dict]) -> list[dict]:
+def gpu_verdicts(rows: Sequence[dict], small: int = 128, large: int = 8192) -> list[dict]:
     """The GPU targets, each checked on every (non-reference) loss case of the run; ``not measured`` where the run
-    has no row of that size (or PML was not run there). A case's compiled row counts where it is faster."""
+    has no row of that size (or PML was not run there). A case's compiled row counts where it is faster.
+    ``small``/``large`` are the batch sizes of the targets (128 and 8192; a dry run passes its tiny sizes)."""
     loss_rows = [r for r in rows if r["section"] in ("loss", "compiled") and not r.get("reference")]
 
     def best(case: str, size: int) -> dict | None:
@@ -124,7 +125,7 @@ def gpu_verdicts(rows: Sequence[dict]) -> list[dict]:
     out = []
     for name, key in GPU_TARGETS:
         for case in cases:
-            size = 128 if key == "ratio128" else 8192
+            size = small if key == "ratio128" else large
             r = best(case, size)
             if r is None:
                 out.append(_verdict(f"{name}: {case}", None, f"no row at B={size}"))

@@ -40,6 +40,8 @@ class BenchConfig:
     batch_sizes: Sequence[int] = (128, 512, 2048, 8192)
     #: B of the compiled rows (``torch.compile`` of our step; each size compiles once per case).
     compiled_sizes: Sequence[int] = (512,)
+    #: torch.compile backend of the compiled rows (None: inductor; "aot_eager" traces without code generation).
+    compile_backend: str | None = None
     eval_sizes: Sequence[int] = (10_000, 100_000)
     nmi_sizes: Sequence[int] = (10_000, 100_000)
     sections: Sequence[str] = SECTIONS
@@ -180,7 +182,7 @@ def _compiled_row(config: BenchConfig, name: str, batch: int, device: torch.devi
 
     case = LOSS_CASES[name]
     x, y = make_batch(batch, config.dim, per_class=config.per_class, seed=config.seed, device=device)
-    fn_ours = compiled_step(case.ours().to(device), x, y)
+    fn_ours = compiled_step(case.ours().to(device), x, y, backend=config.compile_backend)
     fn_ours()  # compile outside the probe and the timings
     miner, theirs = case.pml()
     est = _estimate(done, name, batch, "pml_ms")
