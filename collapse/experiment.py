@@ -17,15 +17,17 @@ import torch
 from collapse._validation import check_choice, check_int, check_real
 from collapse.data import LAYOUTS, NOISE_MODELS, LabelNoise, MultiModeData, make_multimode
 from collapse.losses import LOSSES, MetricLoss, make_loss
-from collapse.metrics import collapse_report
+from collapse.metrics import collapse_report, mode_separation
 from collapse.optimize import MODELS, OPTIMIZERS, SCHEDULES, TrainResult, make_model, train_embeddings
 from collapse.sampling import NEGATIVE_RULES, POSITIVE_RULES, PKBatchSampler
 
 __all__ = [
     "COLLAPSE_THRESHOLD",
+    "MEASURES",
     "SimConfig",
     "SimResult",
     "make_data",
+    "measure_groups",
     "run_simulation",
     "seed_summary",
     "train_configuration",
@@ -39,6 +41,9 @@ __all__ = [
 #: understates collapse. Measured at the defaults: collapsed runs sit below 0.05, runs that keep their modes
 #: above 0.3, so the verdict is not sensitive to the exact value.
 COLLAPSE_THRESHOLD = 0.1
+#: ``"separation"``: only :func:`collapse.metrics.mode_separation` per run (cheap); ``"full"``: every measure of
+#: :func:`collapse.metrics.collapse_report` (adds k-means sub-mode recovery, about 20 ms a run).
+MEASURES = ("separation", "full")
 
 
 @dataclass(frozen=True)
@@ -163,6 +168,32 @@ def seed_summary(per_seed: list[dict[str, float]]) -> dict[str, float]:
     return summary
 
 
+def measure_groups(
+    embeddings: np.ndarray,
+    data: MultiModeData,
+    groups: range | list[int],
+    *,
+    margin: float | None,
+    seed: int,
+    measures: str = "full",
+) -> list[dict[str, float]]:
+    """The collapse measures of the trained groups ``groups`` of ``embeddings`` (G, n, d): the one per-seed
+    measurement of every simulation (``run_simulation``, the phase diagrams, the sweeps).
+
+    ``measures="full"``: :func:`collapse.metrics.collapse_report` (k-means sub-mode recovery seeded with
+    ``seed + g``); ``"separation"``: :func:`collapse.metrics.mode_separation` only (cheap).
+    """
+    check_choice("measures", measures, MEASURES)
+    out = []
+    for g in groups:
+        if measures == "full":
+            rep = collapse_report(embeddings[g], data.y, data.modes, margin=margin, random_state=seed + g)
+        else:
+            rep = mode_separation(embeddings[g], data.y, data.modes, margin)
+        out.append({k: float(v) for k, v in rep.items()})
+    return out
+
+
 def train_configuration(
     config: SimConfig,
     loss: str = "triplet",
@@ -259,11 +290,7 @@ def run_simulation(
     )
     G = config.seeds
     margin = getattr(loss_fn, "margin", None)
-    per_seed = [
-        collapse_report(train.embeddings[g].numpy(), data.y, data.modes, margin=margin, random_state=config.seed + g)
-        for g in range(G)
-    ]
-    per_seed = [{k: float(v) for k, v in r.items()} for r in per_seed]
+    per_seed = measure_groups(train.embeddings.numpy(), data, range(G), margin=margin, seed=config.seed)
     summary = seed_summary(per_seed)
     summary["final_loss"] = float(train.loss_history[-1].mean())
     summary["seeds_collapsed"] = float(sum(r["mode_separation"] < COLLAPSE_THRESHOLD for r in per_seed))

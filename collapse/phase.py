@@ -20,6 +20,11 @@ and every random draw has a shape independent of the labels, so group g of a blo
 exactly the clean labels too, but a block draws (and discards) its uniforms where a lone noiseless run draws
 none, so its seed stream differs: the same distribution, not the same numbers (tests/test_phase.py checks both).
 
+Execution. A diagram only builds :class:`~collapse.runs.SimRun` s (one per cell, ``block_noise`` = the eps grid)
+and reads their records: :func:`collapse.runs.execute` computes the blocks (inline, in local processes or on a
+Dask cluster) and keeps one record per cell in a :class:`~collapse.runs.ResultStore`, so a diagram interrupted at
+any moment resumes where it stopped when given the same ``store``.
+
 The default diagram (:data:`PHASE_BASE`, 3 losses x 2 positive rules x 5 noise levels x 4 values of M or K x
 4 seeds = 480 runs in 24 blocks) costs about 40 s (axis M) and 55 s (axis K) of CPU time in all, shared by two
 worker processes; docs/sweep.md has the measured times and what the diagrams show.
@@ -27,30 +32,21 @@ worker processes; docs/sweep.md has the measured times and what the diagrams sho
 
 from __future__ import annotations
 
+import contextlib
 import os
-import sys
+import tempfile
 import time
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from collapse._validation import check_choice, check_int, check_real
-from collapse.data import LabelNoise
-from collapse.experiment import (
-    COLLAPSE_THRESHOLD,
-    SimConfig,
-    seed_summary,
-    train_configuration,
-    verdict,
-    with_overrides,
-)
+from collapse.experiment import COLLAPSE_THRESHOLD, MEASURES, SimConfig, with_overrides
 from collapse.io import write_csv, write_json
 from collapse.losses import LOSSES
-from collapse.metrics import collapse_report, mode_separation
+from collapse.runs import ResultStore, SimRun, check_writable_dir, execute, hashed_stem, measure_sim_block, sim_row
 from collapse.sampling import NEGATIVE_RULES, POSITIVE_RULES
 
 __all__ = [
@@ -64,14 +60,13 @@ __all__ = [
     "count_runs",
     "phase_blocks",
     "phase_diagram",
+    "phase_runs",
+    "temporary_store",
     "train_block",
 ]
 
 #: axis name -> the SimConfig field it varies.
 PHASE_AXES = {"M": "samples_per_class", "K": "modes"}
-#: ``"separation"``: only :func:`collapse.metrics.mode_separation` per run (cheap); ``"full"``: every measure of
-#: :func:`collapse.metrics.collapse_report` (adds k-means sub-mode recovery, about 20 ms a run).
-MEASURES = ("separation", "full")
 
 DEFAULT_LOSSES = ("triplet", "margin", "multisimilarity")
 DEFAULT_EPS = (0.0, 0.05, 0.1, 0.2, 0.3)
@@ -92,66 +87,25 @@ def train_block(
     *,
     measures: str = "separation",
 ) -> list[dict]:
-    """Train ``len(eps) x config.seeds`` runs in one program and return one row per noise level.
+    """Train ``len(eps) x config.seeds`` runs in one program and return one row per noise level (no store).
 
     ``config.noise`` is ignored: run ``g = i * config.seeds + s`` has rate ``eps[i]`` and seed index ``s``. A
     single rate uses the scalar noise model, so ``train_block(c, ..., eps=[c.noise])`` is exactly the training
-    of ``run_simulation(c, ...)``. Each row holds the configuration, the loss, the rules, the seed mean and
-    standard deviation of every measure, ``seeds_collapsed``, ``frac_collapsed``, the ``verdict`` of the seed
-    mean, ``final_loss``, the block's training ``seconds`` and ``per_seed`` (the measures of each seed).
+    of ``run_simulation(c, ...)``. Each row is :func:`collapse.runs.sim_row` of the cell (configuration, rules,
+    seed mean and std of every measure, ``seeds_collapsed``, ``frac_collapsed``, ``verdict``, ``final_loss``) with
+    the block's training ``seconds`` and ``per_seed``. This is the sim kind's measurement
+    (:func:`collapse.runs.measure_sim_block`) called directly.
     """
     check_choice("measures", measures, MEASURES)
     eps = tuple(check_real(f"eps[{i}]", e, low=0.0, high=1.0, high_inclusive=False) for i, e in enumerate(eps))
     if not eps:
         raise ValueError("eps must hold at least one noise level, got none")
-    S = config.seeds
-    G = len(eps) * S
-    # One rate for all groups keeps run_simulation's own noise path, so a one-level block reproduces it exactly.
-    noise = (
-        LabelNoise(kind=config.noise_model, eps=tuple(e for e in eps for _ in range(S)), resample=config.resample)
-        if len(eps) > 1
-        else LabelNoise(kind=config.noise_model, eps=eps[0], resample=config.resample)
-    )
-    train, loss_fn, data = train_configuration(config, loss, positive, negative, noise=noise, n_groups=G)
-    margin = getattr(loss_fn, "margin", None)
-    emb = train.embeddings.numpy()
-    final = train.loss_history[-1].numpy()
-    neg = negative if negative is not None else loss_fn.sampler.negative.name
-    rows = []
-    for i, e in enumerate(eps):
-        per_seed = []
-        for s in range(S):
-            g = i * S + s
-            if measures == "full":
-                rep = collapse_report(emb[g], data.y, data.modes, margin=margin, random_state=config.seed + g)
-            else:
-                rep = mode_separation(emb[g], data.y, data.modes, margin)
-            per_seed.append({k: float(v) for k, v in rep.items()})
-        collapsed = sum(r["mode_separation"] < COLLAPSE_THRESHOLD for r in per_seed)
-        summary = seed_summary(per_seed)
-        rows.append(
-            {
-                "classes": config.classes,
-                "modes": config.modes if isinstance(config.modes, int) else list(config.modes),
-                "samples_per_class": config.samples_per_class,
-                "noise": e,
-                "noise_model": config.noise_model,
-                "loss": loss,
-                "positive": positive,
-                "negative": neg,
-                "seed": config.seed,
-                "seeds": S,
-                **summary,
-                "seeds_collapsed": collapsed,
-                "frac_collapsed": collapsed / S,
-                "verdict": verdict(summary["mode_separation"]),
-                "final_loss": float(final[i * S : (i + 1) * S].mean()),
-                "seconds": train.seconds,
-                "block_runs": G,
-                "per_seed": per_seed,
-            }
-        )
-    return rows
+    runs = [SimRun(replace(config, noise=e), loss, positive, negative, block_noise=eps, measures=measures)
+            for e in eps]
+    start = time.perf_counter()
+    results = measure_sim_block(runs)
+    seconds = time.perf_counter() - start
+    return [{**sim_row(r, res), "seconds": seconds, "per_seed": res["per_seed"]} for r, res in zip(runs, results)]
 
 
 def phase_blocks(
@@ -181,6 +135,39 @@ def phase_blocks(
     ]
 
 
+def phase_runs(
+    axis: str = "M",
+    losses: Sequence[str] = DEFAULT_LOSSES,
+    positives: Sequence[str] = ("random", "easy"),
+    eps_grid: Sequence[float] = DEFAULT_EPS,
+    m_grid: Sequence[int] = DEFAULT_M,
+    k_grid: Sequence[int] = DEFAULT_K,
+    seeds: int = DEFAULT_SEEDS,
+    base: SimConfig = PHASE_BASE,
+    *,
+    negative: str | None = "hard",
+    measures: str = "separation",
+) -> list[SimRun]:
+    """The runs of a diagram, one per cell, in row order (axis value, loss, positive rule, noise level)."""
+    eps = _real_grid("eps_grid", eps_grid)
+    blocks = phase_blocks(axis, losses, positives, m_grid=m_grid, k_grid=k_grid, seeds=seeds, base=base)
+    if negative is not None:
+        check_choice("negative", negative, NEGATIVE_RULES)
+    check_choice("measures", measures, MEASURES)
+    return [SimRun(replace(cfg, noise=e), loss, pos, negative, block_noise=eps, measures=measures)
+            for cfg, loss, pos in blocks for e in eps]
+
+
+@contextlib.contextmanager
+def temporary_store(store: str | Path | ResultStore | None) -> Iterator[ResultStore]:
+    """``store`` as a :class:`~collapse.runs.ResultStore`, or a throw-away one in a temporary folder if None."""
+    if store is not None:
+        yield store if isinstance(store, ResultStore) else ResultStore(store)
+        return
+    with tempfile.TemporaryDirectory(prefix="collapse-store-") as tmp:
+        yield ResultStore(tmp)
+
+
 def phase_diagram(
     axis: str = "M",
     losses: Sequence[str] = DEFAULT_LOSSES,
@@ -196,6 +183,9 @@ def phase_diagram(
     n_jobs: int | None = None,
     progress: bool = True,
     out: str | Path | None = None,
+    store: str | Path | ResultStore | None = None,
+    backend: str | None = None,
+    address: str | None = None,
 ) -> list[dict]:
     """Mode separation over ``eps_grid`` x ``m_grid`` (``axis="M"``) or ``eps_grid`` x ``k_grid`` (``axis="K"``).
 
@@ -216,14 +206,20 @@ def phase_diagram(
     negative : str or None
         Negative rule shared by every positive rule; None keeps each loss's published rule.
     measures : {"separation", "full"}
-        See :data:`MEASURES`.
+        See :data:`collapse.experiment.MEASURES`.
     n_jobs : int or None
         Worker processes (one block each at a time); None: ``min(2, cpu count)``. 1 runs in this process.
     progress : bool
-        A tqdm bar over blocks.
+        A tqdm bar over runs.
     out : path or None
-        A folder: writes ``phase_<axis>.csv`` (rows without ``per_seed``) and ``phase_<axis>.json`` (grid, base
-        configuration, timing and every row) atomically.
+        A folder (checked writable before any compute): writes ``phase_<axis>_<hash>.csv`` (rows without
+        ``per_seed``) and ``.json`` (grid, base configuration, timing and every row) atomically; ``<hash>`` names
+        the set of runs, so two diagrams never share a file.
+    store : path, ResultStore or None
+        Where the records of the cells are kept (a rerun with the same store skips finished cells); None: a
+        temporary store, deleted on return.
+    backend, address
+        ``"inline"``, ``"processes"`` or ``"dask"`` (``address`` of an existing scheduler); default from ``n_jobs``.
 
     Returns
     -------
@@ -232,53 +228,45 @@ def phase_diagram(
         varied field. The number of runs is :func:`count_runs` of it, so a caller's runs per second is
         ``count_runs(rows) / elapsed``.
     """
-    eps = _real_grid("eps_grid", eps_grid)
-    blocks = phase_blocks(axis, losses, positives, m_grid=m_grid, k_grid=k_grid, seeds=seeds, base=base)
-    if negative is not None:
-        check_choice("negative", negative, NEGATIVE_RULES)
-    check_choice("measures", measures, MEASURES)
+    runs = phase_runs(axis, losses, positives, eps_grid, m_grid, k_grid, seeds, base, negative=negative,
+                      measures=measures)
     n_jobs = min(2, os.cpu_count() or 1) if n_jobs is None else check_int("n_jobs", n_jobs, low=1)
-    n_jobs = min(n_jobs, len(blocks))
+    if backend is None:
+        backend = "dask" if address else ("inline" if n_jobs == 1 else "processes")
+    if out is not None:
+        out = check_writable_dir(out, what="phase diagram folder")
     start = time.perf_counter()
-    jobs = [(cfg, loss, pos, negative, eps, measures) for cfg, loss, pos in blocks]
-    results: list[list[dict] | None] = [None] * len(jobs)
-    bar = tqdm(total=len(jobs), disable=not progress, desc=f"phase diagram eps x {axis}", unit="block")
-    if n_jobs == 1:
-        for i, job in enumerate(jobs):
-            results[i] = _run_job(job)
-            bar.update()
-    else:
-        # Costliest blocks first (largest K x M), so that the last block to finish is a short one.
-        order = sorted(range(len(jobs)), key=lambda i: -_cost(jobs[i][0]))
-        with ProcessPoolExecutor(n_jobs, mp_context=_mp_context(), initializer=_one_thread) as pool:
-            futures = {pool.submit(_run_job, jobs[i]): i for i in order}
-            for fut in as_completed(futures):
-                results[futures[fut]] = fut.result()
-                bar.update()
-    bar.close()
-    rows = [{"axis": axis, **row} for block in results for row in block]
+    with temporary_store(store) as st:
+        ex = execute(runs, st, backend=backend, workers=n_jobs, address=address, progress=progress,
+                     desc=f"phase diagram eps x {axis}")
+        if not ex.ok:
+            raise RuntimeError(f"{ex.failed} phase-diagram run(s) failed; first: {ex.errors[0]}")
+        records = [st.get(r) for r in runs]
+    rows = [{"axis": axis, **sim_row(r, rec.result), "seconds": rec.seconds, "per_seed": rec.result["per_seed"]}
+            for r, rec in zip(runs, records)]
     seconds = time.perf_counter() - start
     if out is not None:
-        out = Path(out)
+        stem = hashed_stem(f"phase_{axis}", [r.key for r in runs])
         flat = [{k: v for k, v in r.items() if k != "per_seed"} for r in rows]
-        write_csv(out / f"phase_{axis}.csv", flat)
+        write_csv(out / f"{stem}.csv", flat)
         write_json(
-            out / f"phase_{axis}.json",
+            out / f"{stem}.json",
             {
                 "axis": axis,
                 "field": PHASE_AXES[axis],
-                "eps_grid": list(eps),
-                "values": list(dict.fromkeys(getattr(cfg, PHASE_AXES[axis]) for cfg, _, _ in blocks)),
-                "losses": list(dict.fromkeys(b[1] for b in blocks)),
-                "positives": list(dict.fromkeys(b[2] for b in blocks)),
+                "eps_grid": list(runs[0].block_noise),
+                "values": list(dict.fromkeys(getattr(r.config, PHASE_AXES[axis]) for r in runs)),
+                "losses": list(dict.fromkeys(r.loss for r in runs)),
+                "positives": list(dict.fromkeys(r.positive for r in runs)),
                 "negative": negative or "default",
                 "measures": measures,
                 "base": base.to_dict(),
                 "collapse_threshold": COLLAPSE_THRESHOLD,
                 "runs": count_runs(rows),
-                "blocks": len(blocks),
+                "blocks": len(runs) // len(runs[0].block_noise),
                 "seconds": seconds,
                 "runs_per_second": count_runs(rows) / seconds,
+                "keys": [r.key for r in runs],
                 "rows": rows,
             },
         )
@@ -288,29 +276,6 @@ def phase_diagram(
 def count_runs(rows: Sequence[dict]) -> int:
     """Runs behind a list of rows: one per (configuration, loss, positive rule, seed)."""
     return int(sum(r["seeds"] for r in rows))
-
-
-def _run_job(job: tuple) -> list[dict]:
-    cfg, loss, pos, negative, eps, measures = job
-    return train_block(cfg, loss, pos, negative, eps, measures=measures)
-
-
-def _one_thread() -> None:
-    # One process per core: nested BLAS/OpenMP threads would only oversubscribe the cores.
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    torch.set_num_threads(1)
-    threadpool_limits(1)
-
-
-def _mp_context():
-    # fork starts a worker in milliseconds (no second torch import); spawn where fork is unsafe or missing.
-    return get_context("fork" if sys.platform == "linux" else "spawn")
-
-
-def _cost(cfg: SimConfig) -> int:
-    return sum(cfg.modes_per_class) * cfg.samples_per_class
 
 
 def _non_empty(name: str, values: Sequence) -> list:

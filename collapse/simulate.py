@@ -2,7 +2,10 @@
 
 Trains every (loss, positive rule) pair on the same multi-mode data with the same label noise and negative
 rule, prints one row per pair with its collapse measures and a verdict, and writes JSON, CSV and a PNG of the
-embeddings (colour = class, marker = mode) under ``--out``.
+embeddings (colour = class, marker = mode) under ``--out``, named ``simulate_<hash>`` after the runs behind them
+(so another configuration never replaces them). Each pair is a :class:`~collapse.runs.SimRun` computed by
+:func:`collapse.runs.execute` into the result store (``--store``); a rerun reads the finished records instead of
+training again.
 
 Example::
 
@@ -17,21 +20,22 @@ import os
 import re
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from collapse._validation import check_choice, check_int, check_real
-from collapse.cli import OneLineParser
+from collapse.cli import OneLineParser, parse_list
 from collapse.data import LAYOUTS, NOISE_MODELS
-from collapse.experiment import COLLAPSE_THRESHOLD, SimConfig, make_data, run_simulation
+from collapse.experiment import COLLAPSE_THRESHOLD, SimConfig, make_data
 from collapse.io import write_csv, write_json
 from collapse.losses import LOSSES
 from collapse.optimize import MODELS
+from collapse.runs import ResultStore, SimRun, check_writable_dir, execute, hashed_stem, sim_row
 from collapse.sampling import NEGATIVE_RULES, POSITIVE_RULES
 
+DEFAULT_STORE = "results/store"
 DEFAULT_LOSSES = "triplet,contrastive,margin,multisimilarity,nca"
 TABLE_COLUMNS = (
     ("loss", "loss", "{:<15}"),
@@ -44,15 +48,6 @@ TABLE_COLUMNS = (
     ("seeds_collapsed", "coll.", "{:>5.0f}"),
     ("verdict", "verdict", "{:<10}"),
 )
-
-
-def _split(flag: str, value: str, allowed) -> list[str]:
-    items = list(allowed) if value == "all" else [v.strip() for v in value.split(",") if v.strip()]
-    if not items:
-        raise ValueError(f"{flag} must name at least one of {', '.join(allowed)} (comma-separated) or 'all'")
-    for v in items:
-        check_choice(flag, v, allowed)
-    return items
 
 
 def _batch(value: str) -> tuple[int | None, int]:
@@ -96,7 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the first run")
     p.add_argument("--seeds", type=int, default=3, help="independent runs per configuration, trained as one batch")
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="parallel processes")
-    p.add_argument("--out", default="results/simulate", help="output folder for JSON, CSV and PNG")
+    p.add_argument("--out", default="results/simulate",
+                   help="output folder for simulate_<hash>.json, .csv and .png (hash of the runs)")
+    p.add_argument("--store", default=DEFAULT_STORE, help="result store: one record per (configuration, loss, rule)")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG")
     p.add_argument("--quiet", action="store_true", help="print only the table")
     return p
@@ -107,8 +104,8 @@ def parse_config(args: argparse.Namespace) -> tuple[SimConfig, list[str], list[s
     check_real("--noise", args.noise, low=0.0, high=1.0, high_inclusive=False)
     check_choice("--noise-model", args.noise_model, NOISE_MODELS)
     check_choice("--resample", args.resample, ("once", "step"))
-    losses = _split("--loss", args.loss, LOSSES)
-    positives = _split("--positive", args.positive, POSITIVE_RULES)
+    losses = parse_list("--loss", args.loss, LOSSES)
+    positives = parse_list("--positive", args.positive, POSITIVE_RULES)
     negative = None if args.negative == "default" else check_choice("--negative", args.negative, NEGATIVE_RULES)
     classes = check_int("--classes", args.classes, low=2)
     try:
@@ -142,22 +139,15 @@ def parse_config(args: argparse.Namespace) -> tuple[SimConfig, list[str], list[s
     return config, losses, positives, negative
 
 
-def _run_one(job: tuple[SimConfig, str, str, str | None]) -> dict:
-    import torch
-    from threadpoolctl import threadpool_limits
+def simulation_runs(config: SimConfig, losses: Sequence[str], positives: Sequence[str],
+                    negative: str | None) -> list[SimRun]:
+    """One run per (loss, positive rule), keeping the loss history and seed 0's embeddings for the JSON and PNG."""
+    return [SimRun(config, loss, pos, negative, measures="full", trace=True) for loss in losses for pos in positives]
 
-    # One process per core: nested BLAS/OpenMP threads would only oversubscribe the cores.
-    torch.set_num_threads(1)
-    config, loss, positive, negative = job
-    with threadpool_limits(1):
-        res = run_simulation(config, loss, positive, negative)
-    return {
-        "row": res.row(),
-        "per_seed": res.per_seed,
-        "embeddings": res.train.embeddings[0].numpy(),
-        "loss_steps": res.train.loss_steps,
-        "loss_history": res.train.loss_history.numpy().tolist(),
-    }
+
+def table_rows(runs: Sequence[SimRun], results: Sequence[dict]) -> list[dict]:
+    """The table's rows: each run's configuration, summary and verdict (:func:`collapse.runs.sim_row`)."""
+    return [sim_row(run, res) for run, res in zip(runs, results)]
 
 
 def format_table(rows: list[dict]) -> str:
@@ -182,25 +172,30 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config, losses, positives, negative = parse_config(args)
+        # Where results go is checked before any compute.
+        out = check_writable_dir(args.out, what="--out")
+        store = ResultStore(args.store).prepare()
     except (ValueError, TypeError) as exc:
-        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+        parser.fail(exc)
     start = time.perf_counter()
-    jobs = [(config, loss, pos, negative) for loss in losses for pos in positives]
+    runs = simulation_runs(config, losses, positives, negative)
     if not args.quiet:
         print(
-            f"{len(jobs)} configurations x {config.seeds} seeds: C={config.classes} classes, modes={config.modes}, "
+            f"{len(runs)} configurations x {config.seeds} seeds: C={config.classes} classes, modes={config.modes}, "
             f"d={config.dim}, noise={config.noise} ({config.noise_model}), model={config.model}, "
             f"negatives={negative or 'per-loss default'}, {config.steps} steps, "
             f"batch {config.P}x{config.samples_per_class}",
             flush=True,
         )
-    workers = min(args.workers, len(jobs))
-    if workers > 1:
-        with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
-            results = list(pool.map(_run_one, jobs))
-    else:
-        results = [_run_one(j) for j in jobs]
-    rows = [r["row"] for r in results]
+    workers = min(args.workers, len(runs))
+    ex = execute(runs, store, backend="processes" if workers > 1 else "inline", workers=workers,
+                 progress=not args.quiet, desc="simulate")
+    if not ex.ok:
+        for e in ex.errors:
+            print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        return 1
+    results = ex.results()
+    rows = table_rows(runs, results)
     print(format_table(rows))
     print(
         f"verdict: 'collapsed' when the mean distance between the mode centroids of a class is < {COLLAPSE_THRESHOLD} "
@@ -208,16 +203,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     sys.stdout.flush()
 
-    out = Path(args.out)
-    stem = f"noise{config.noise:g}_{config.noise_model}_{config.model}_seed{config.seed}"
+    stem = hashed_stem("simulate", [r.key for r in runs])
     payload = {
         "command": "python -m collapse.simulate " + " ".join(argv if argv is not None else sys.argv[1:]),
         "config": config.to_dict(),
         "negative": negative or "default",
         "collapse_threshold": COLLAPSE_THRESHOLD,
+        "store": str(store.root),
+        "keys": [r.key for r in runs],
         "results": [
-            {**r["row"], "per_seed": r["per_seed"], "loss_steps": r["loss_steps"], "loss_history": r["loss_history"]}
-            for r in results
+            {**row, "per_seed": res["per_seed"], "loss_steps": res["loss_steps"], "loss_history": res["loss_history"]}
+            for row, res in zip(rows, results)
         ],
     }
     written = [write_json(out / f"{stem}.json", payload), write_csv(out / f"{stem}.csv", rows)]
@@ -225,10 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         from collapse.plotting import embedding_panels
 
         data = make_data(config)
-        panels = [
-            (f"{r['row']['loss']} / {r['row']['positive']} positive: {r['row']['verdict']}", r["embeddings"])
-            for r in results
-        ]
+        panels = [(f"{row['loss']} / {row['positive']} positive: {row['verdict']}", np.asarray(res["embeddings"]))
+                  for row, res in zip(rows, results)]
         written.append(
             Path(
                 embedding_panels(
@@ -240,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     if not args.quiet:
-        print(f"wrote {', '.join(str(p) for p in written)} in {time.perf_counter() - start:.1f} s")
+        done = f"{ex.computed} trained, {ex.skipped} read from the store {store.root}"
+        print(f"{done}; wrote {', '.join(str(p) for p in written)} in {time.perf_counter() - start:.1f} s")
     return 0
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -34,13 +33,16 @@ __all__ = [
 ]
 
 CHECKPOINT = "checkpoint.pt"
+#: Written into every run directory this module creates: ``--overwrite`` deletes only folders holding it.
+RUN_MARKER = ".paper_repro-run"
 
 
 def prepare_run_dir(out: str | Path, *, resume: bool, overwrite: bool) -> bool:
     """Make ``out`` ready; return True when there is a checkpoint to resume from.
 
     A missing or empty directory is created. An existing non-empty one is an error unless ``resume`` (continue it;
-    a directory that never reached its first checkpoint restarts from step 0) or ``overwrite`` (delete it first).
+    a directory that never reached its first checkpoint restarts from step 0) or ``overwrite`` (delete it first,
+    only if it holds :data:`RUN_MARKER`: a folder that is not a run is never deleted).
     """
     if resume and overwrite:
         raise ValueError("--resume and --overwrite exclude each other: continue the run or replace it, not both")
@@ -55,8 +57,11 @@ def prepare_run_dir(out: str | Path, *, resume: bool, overwrite: bool) -> bool:
                 f"run directory {out} already exists and is not empty; pass --resume to continue it or --overwrite "
                 "to replace it"
             )
-        shutil.rmtree(out)
+        from collapse.runs.outputs import remove_marked_dir
+
+        remove_marked_dir(out, RUN_MARKER, what="run directory")
     out.mkdir(parents=True, exist_ok=True)
+    (out / RUN_MARKER).touch()
     return False
 
 

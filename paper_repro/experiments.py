@@ -28,13 +28,15 @@ positives the semi-hard negatives (farther than the positive) are nearly the har
 semi-hard negatives and with all negatives (:data:`NOISY_NEGATIVES`), a rule that does not depend on the positive.
 Its rows have ``study`` = ``collapse-noise0.3`` (``collapse-noise0.3-pair_flip`` for other noise kinds).
 
-Every run is a :func:`paper_repro.train.train` run in its own directory under ``--out-dir``; finished runs are
+Every run is a :class:`paper_repro.train_run.TrainRun` of the run layer (:mod:`collapse.runs`): trained by the
+executor in its own directory under ``--out-dir`` and recorded in the result store (``--store``); finished runs are
 skipped and interrupted ones resumed, so the command can be re-run at will. Each study's results table (mean +- std
 over seeds of coarse Recall@1, fine Recall@1 within coarse, NMI, MAP@R, sub-mode NMI, and the paired easy - random
-difference) is written to ``<out-dir>/<study>_table.{csv,json,md}`` (``collapse_table.*``,
-``collapse-noise0.3_table.*``); the full studies (>= 3 seeds, not ``--quick``) of ``<out-dir>`` are gathered into
-``figures/paper_repro_table.md`` and its machine-readable twin ``figures/paper_repro_table.json`` (read by
-``python -m collapse.claims``). ``--table-only`` rebuilds them from the saved runs without training.
+difference) is built from the records and written to ``<out-dir>/<study>_table_<hash>.{csv,json,md}``, ``<hash>``
+naming the planned runs. ``--table-only`` trains nothing: it records run folders that already finished and rebuilds
+the table. This command never writes ``figures/``: the full studies (>= 3 seeds, default settings) of an
+``--out-dir`` are gathered into ``figures/paper_repro_table.{md,json}`` by ``python -m paper_repro.figures --only h``
+(:func:`write_figure`), which ``python -m collapse.claims`` reads.
 """
 
 from __future__ import annotations
@@ -42,22 +44,21 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from collections import defaultdict
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, replace
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from collapse._validation import check_int, check_real
+from collapse.cli import OneLineParser, parse_list
 from collapse.data import NOISE_MODELS
 from collapse.io import write_csv, write_json, write_text
 from collapse.losses import default_negative
+from collapse.runs import ResultStore, check_writable_dir, execute, hashed_stem
 from paper_repro.config import TrainConfig
+from paper_repro.train_run import TrainRun, record_finished
 
 __all__ = [
     "COLLAPSE_DATASETS",
@@ -92,9 +93,10 @@ NOISY_DATASETS = ("fashion-mnist-super",)
 POSITIVES = ("random", "easy")
 ZERO_SHOT = {"dataset": "mnist", "loss": "triplet", "negative": "semihard"}
 METRICS = ("recall_at_1", "fine_recall_at_1_within_coarse", "fine_chance", "nmi", "map_at_r", "submode_nmi")
-TABLE_MD = Path("figures/paper_repro_table.md")
-#: The machine-readable twin of TABLE_MD (what ``python -m collapse.claims`` reads on a fresh clone).
-TABLE_JSON = Path("figures/paper_repro_table.json")
+#: File names of the gathered table that ``python -m paper_repro.figures --only h`` writes into its ``--out``.
+TABLE_MD = "paper_repro_table.md"
+TABLE_JSON = "paper_repro_table.json"
+DEFAULT_STORE = "results/store"
 
 
 @dataclass(frozen=True)
@@ -241,56 +243,29 @@ def reference_rows(runs: Sequence[Planned], out_dir: Path, *, compute: bool = Tr
     return rows
 
 
-def _finished(cfg: TrainConfig) -> dict | None:
-    path = Path(cfg.out) / "metrics.json"
-    if not path.is_file():
-        return None
-    saved = json.loads(path.read_text())
-    return saved if saved.get("finished") and saved.get("step", 0) >= cfg.steps else None
+def train_runs(runs: Sequence[Planned], threads: int = 1) -> list[TrainRun]:
+    """The run-layer runs of a plan (same order)."""
+    return [TrainRun(r.config, threads=threads) for r in runs]
 
 
-def _run_one(cfg_dict: dict, threads: int) -> tuple[str, float]:
-    """Train (or resume) one run in a worker process; returns its directory and wall time."""
-    import torch
-
-    from paper_repro.train import train
-
-    torch.set_num_threads(threads)
-    cfg = TrainConfig.from_dict(cfg_dict)
-    start = time.perf_counter()
-    train(cfg, resume=Path(cfg.out).exists(), progress=False)
-    return cfg.out, time.perf_counter() - start
+def run_plan(runs: Sequence[Planned], store: ResultStore | str, *, jobs: int = 1, threads: int = 1) -> list[str]:
+    """Train every run without a finished record, ``jobs`` at a time (each with ``threads`` torch threads), through
+    the executor; run folders that already finished are recorded without training. Returns the errors."""
+    store = (store if isinstance(store, ResultStore) else ResultStore(store)).prepare()
+    todo = train_runs(runs, threads)
+    record_finished(todo, store)
+    ex = execute(todo, store, backend="inline" if jobs == 1 else "processes", workers=jobs, desc="runs")
+    print(f"{ex.skipped} of {len(todo)} runs already finished; trained {ex.computed}", file=sys.stderr)
+    return ex.errors
 
 
-def run_plan(runs: Sequence[Planned], *, jobs: int = 1, threads: int = 1) -> list[str]:
-    """Train every unfinished run, ``jobs`` at a time (each with ``threads`` torch threads); return the errors."""
-    todo = [r for r in runs if _finished(r.config) is None]
-    print(f"{len(runs) - len(todo)} of {len(runs)} runs already finished; training {len(todo)}", file=sys.stderr)
-    errors: list[str] = []
-    if not todo:
-        return errors
-    ctx = get_context("spawn")  # fresh interpreters: no torch thread pools inherited through fork
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-        futures = {pool.submit(_run_one, r.config.to_dict(), threads): r for r in todo}
-        bar = tqdm(total=len(todo), desc="runs", unit="run")
-        for fut in as_completed(futures):
-            r = futures[fut]
-            try:
-                _, seconds = fut.result()
-                bar.set_postfix_str(f"{Path(r.config.out).name} {seconds:.0f}s")
-            except Exception as exc:  # keep going: the other runs are independent
-                errors.append(f"{r.config.out}: {type(exc).__name__}: {exc}")
-                bar.write(f"FAILED {r.config.out}: {exc}")
-            bar.update(1)
-        bar.close()
-    return errors
-
-
-def collect(runs: Sequence[Planned]) -> tuple[list[dict], int]:
-    """One row per finished run (cell, seed and final metrics) and the number of planned runs not finished."""
+def collect(runs: Sequence[Planned], store: ResultStore | str) -> tuple[list[dict], int]:
+    """One row per run with a finished record (cell, seed and final metrics) and the number of planned runs
+    without one."""
+    store = store if isinstance(store, ResultStore) else ResultStore(store)
     rows, missing = [], 0
-    for r in runs:
-        saved = _finished(r.config)
+    for r, tr in zip(runs, train_runs(runs)):
+        saved = store.result(tr)
         if saved is None:
             missing += 1
             continue
@@ -410,20 +385,23 @@ def markdown(summary: Sequence[dict], settings: Settings, command: str, missing:
 
 
 def write_tables(
-    rows: Sequence[dict], settings: Settings, out_dir: Path, command: str, missing: int, *, in_figure: bool = False
+    rows: Sequence[dict], settings: Settings, out_dir: Path, command: str, missing: int, *, in_figure: bool = False,
+    keys: Sequence[str] = (),
 ) -> str:
-    """Write ``<out_dir>/<study>_table.{csv,json,md}`` and ``<study>_runs.csv`` for the study of ``settings``
-    (``collapse_table.*`` for the clean one); return the markdown. ``in_figure`` marks the table as a full study,
-    to be gathered into ``figures/paper_repro_table.{md,json}`` by :func:`write_figure`."""
+    """Write ``<out_dir>/<study>_table_<hash>.{csv,json,md}`` and ``<study>_runs_<hash>.csv`` for the study of
+    ``settings``, ``<hash>`` naming the planned runs ``keys`` (so another plan never replaces them); return the
+    markdown. ``in_figure`` marks the table as a full study, to be gathered by :func:`write_figure`."""
     summary = summarise(rows)
     md = markdown(summary, settings, command, missing)
-    stem = settings.study
-    write_csv(out_dir / f"{stem}_table.csv", summary)
-    write_json(out_dir / f"{stem}_table.json", {"settings": asdict(settings), "command": command, "missing": missing,
-                                                "summary": summary, "runs": list(rows), "study": stem,
-                                                "in_figure": in_figure})  # fmt: skip
-    write_csv(out_dir / f"{stem}_runs.csv", rows)
-    write_text(out_dir / f"{stem}_table.md", md)
+    study = settings.study
+    tag = hashed_stem("", keys or [json.dumps(asdict(settings), sort_keys=True)])
+    write_csv(out_dir / f"{study}_table{tag}.csv", summary)
+    write_json(out_dir / f"{study}_table{tag}.json", {"settings": asdict(settings), "command": command,
+                                                      "missing": missing, "summary": summary, "runs": list(rows),
+                                                      "study": study, "in_figure": in_figure,
+                                                      "keys": list(keys)})  # fmt: skip
+    write_csv(out_dir / f"{study}_runs{tag}.csv", rows)
+    write_text(out_dir / f"{study}_table{tag}.md", md)
     return md
 
 
@@ -432,19 +410,23 @@ def _study_order(table: dict) -> tuple:
     return (s.get("label_noise", 0.0) > 0, s.get("label_noise", 0.0), s.get("noise_kind", "symmetric"))
 
 
-def write_figure(out_dir: Path, md_path: Path = TABLE_MD, json_path: Path = TABLE_JSON) -> str | None:
-    """Gather the full-study tables of ``out_dir`` (``*_table.json`` marked ``in_figure``: the clean study first,
-    then the label-noise ones by rate) into one markdown and one JSON file; return the markdown (None if none).
+def write_figure(out_dir: Path, md_path: Path, json_path: Path) -> str | None:
+    """Gather the full-study tables of ``out_dir`` (``*_table_*.json`` marked ``in_figure``: the clean study first,
+    then the label-noise ones by rate; the newest table of a study if it has several) into one markdown and one JSON
+    file; return the markdown (None if none). Called by ``python -m paper_repro.figures`` only.
 
     The JSON has the keys of a study table: ``settings``, ``command``, ``missing`` (those of the first study, the
     clean one when present; ``missing`` summed over studies), ``summary`` and ``runs`` (the rows of every study,
     each with its ``study`` and ``label_noise``), plus ``studies``: each study's settings, command and missing.
     """
-    tables = []
-    for path in sorted(Path(out_dir).glob("*_table.json")):
+    newest: dict[str, tuple[float, dict]] = {}
+    for path in sorted(Path(out_dir).glob("*_table_*.json")):
         table = json.loads(path.read_text())
         if table.get("in_figure"):
-            tables.append(table | {"source": str(path)})
+            stamp = path.stat().st_mtime
+            if table["study"] not in newest or stamp > newest[table["study"]][0]:
+                newest[table["study"]] = (stamp, table | {"source": str(path)})
+    tables = [t for _, t in newest.values()]
     if not tables:
         return None
     tables.sort(key=_study_order)
@@ -463,13 +445,8 @@ def write_figure(out_dir: Path, md_path: Path = TABLE_MD, json_path: Path = TABL
     return md
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _OneLineParser(
+    p = OneLineParser(
         prog="python -m paper_repro.experiments",
         description="Real-image experiments. 'collapse': Fashion-MNIST superclasses and MNIST digit groups trained "
         "on coarse labels with triplet / margin / multi-similarity losses, random vs easy positives, several seeds, "
@@ -497,6 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noise-kind", default="symmetric", choices=NOISE_MODELS, help="noisy only: noise model")
     p.add_argument("--root", default="data", help="folder holding the data sets")
     p.add_argument("--out-dir", default=None, help="where runs and tables go (default results/paper_repro[/quick])")
+    p.add_argument("--store", default=DEFAULT_STORE, help="result store: one record per run")
     p.add_argument("--jobs", type=int, default=2, help="runs trained in parallel")
     p.add_argument("--threads", type=int, default=1, help="torch threads per run")
     p.add_argument("--no-reference", action="store_true", help="leave out the untrained baselines")
@@ -505,7 +483,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     noisy = args.study == "noisy"
     settings = QUICK if args.quick else (NOISY if noisy else FULL)
     try:
@@ -521,27 +500,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_int("threads", args.threads, low=1)
         out_dir = Path(args.out_dir or ("results/paper_repro/quick" if args.quick else "results/paper_repro"))
         default_datasets = NOISY_DATASETS if noisy else COLLAPSE_DATASETS
-        datasets = [d for d in (args.datasets or ",".join(default_datasets)).split(",") if d]
-        for d in datasets:
-            if d not in COLLAPSE_DATASETS:
-                raise ValueError(f"--datasets must name some of {', '.join(COLLAPSE_DATASETS)}; got {d!r}")
-        losses = [x for x in args.losses.split(",") if x]
+        datasets = (parse_list("--datasets", args.datasets, COLLAPSE_DATASETS, all_word=None)
+                    if args.datasets is not None else list(default_datasets))
+        losses = parse_list("--losses", args.losses, tuple(COLLAPSE_LOSSES), all_word=None)
         runs = plan_collapse(settings, args.seeds, out_dir=out_dir, root=args.root, datasets=datasets, losses=losses,
                              zero_shot=not (noisy or args.no_zero_shot),
                              negatives=NOISY_NEGATIVES if noisy else None)  # fmt: skip
+        # Where results go is checked before any compute.
+        check_writable_dir(out_dir, what="--out-dir")
+        store = ResultStore(args.store).prepare()
     except (ValueError, TypeError) as exc:
-        print(f"python -m paper_repro.experiments: error: {exc}", file=sys.stderr)
-        return 2
-    errors = [] if args.table_only else run_plan(runs, jobs=args.jobs, threads=args.threads)
-    rows, missing = collect(runs)
+        parser.fail(exc)
+    if args.table_only:
+        record_finished(train_runs(runs), store)
+        errors = []
+    else:
+        errors = run_plan(runs, store, jobs=args.jobs, threads=args.threads)
+    rows, missing = collect(runs, store)
     if not args.no_reference:
         rows = reference_rows(runs, out_dir) + rows
     command = "python -m paper_repro.experiments " + " ".join(a for a in (argv if argv is not None else sys.argv[1:]))
     command = command.replace(" --table-only", "")
-    full_study = not args.quick and args.seeds >= 3 and (noisy or tuple(datasets) == COLLAPSE_DATASETS)
-    md = write_tables(rows, settings, out_dir, command, missing, in_figure=full_study)
-    if full_study:
-        write_figure(out_dir)
+    default_settings = settings == (NOISY if noisy else FULL) or (noisy and args.steps is None)
+    full_study = (not args.quick and args.seeds >= 3 and default_settings
+                  and (noisy or tuple(datasets) == COLLAPSE_DATASETS) and tuple(losses) == tuple(COLLAPSE_LOSSES))
+    md = write_tables(rows, settings, out_dir, command, missing, in_figure=full_study,
+                      keys=[r.key for r in train_runs(runs)])
     print(md)
     for e in errors:
         print(f"error: {e}", file=sys.stderr)

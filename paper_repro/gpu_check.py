@@ -69,7 +69,8 @@ def _plan(dry_run: bool, device: str) -> tuple[BenchConfig, list[str], tuple[int
     sizes = (128, 8192)
     config = BenchConfig.quick_defaults(
         device=device, batch_sizes=sizes, compiled_sizes=(sizes[0],), sections=("loss", "compiled"),
-        loss_cases=CHECKED_CASES, command=f"python -m collapse.bench --device {device} --quick --batch-sizes 128,8192 --sections loss,compiled",
+        loss_cases=CHECKED_CASES,
+        command=f"python -m collapse.bench --device {device} --quick --batch-sizes 128,8192 --sections loss,compiled",
     )
     throughput = ["--model", "resnet18", "--size", "224", "--batch", "128", "--steps", "20", "--warmup", "3",
                   "--amp", "bf16", "--channels-last", "--device", device]

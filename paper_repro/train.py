@@ -42,6 +42,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from collapse.cli import OneLineParser
 from collapse.data import NOISE_MODELS
 from collapse.io import write_json
 from collapse.losses import LOSSES, default_negative
@@ -331,13 +332,8 @@ def _train(cfg, ctx, resume, overwrite, progress, train_data, test_data, callbac
     return payload
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, no usage dump: the message names the flag
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _OneLineParser(
+    p = OneLineParser(
         prog="python -m paper_repro.train",
         description="Train an embedding network on real images with a metric-learning loss and a positive x "
         "negative sampling rule (easy positives = EPS); evaluate on the test split, checkpoint atomically, resume. "

@@ -21,6 +21,8 @@ from collapse.simulate import main
         (["--noise-model", "gaussian"], "--noise-model"),
         (["--model", "cnn"], "--model"),
         (["--batch", "4x1"], "--batch"),
+        (["--loss", ","], "--loss"),
+        (["--positive", ""], "--positive"),
     ],
 )
 def test_bad_flags_exit_non_zero_with_one_line(argv, flag, tmp_path, capsys):
@@ -44,11 +46,11 @@ def test_out_of_range_noise_from_the_command_line(tmp_path):
 
 def test_small_run_writes_json_csv_png_and_prints_table(tmp_path, capsys):
     rc = main(["--loss", "triplet", "--positive", "random,easy", "--steps", "30", "--seeds", "2",
-               "--workers", "1", "--out", str(tmp_path)])
+               "--workers", "1", "--out", str(tmp_path), "--store", str(tmp_path / ".store")])
     assert rc == 0
     out = capsys.readouterr().out
     assert "verdict" in out and "triplet" in out
-    files = sorted(p.suffix for p in tmp_path.iterdir())
+    files = sorted(p.suffix for p in tmp_path.iterdir() if p.name != ".store")
     assert files == [".csv", ".json", ".png"]
     payload = json.loads(next(tmp_path.glob("*.json")).read_text())
     assert [r["positive"] for r in payload["results"]] == ["random", "easy"]
@@ -63,3 +65,28 @@ def test_help_lists_every_flag(capsys):
     for flag in ("--noise", "--noise-model", "--loss", "--positive", "--negative", "--classes", "--modes", "--dim",
                  "--model", "--steps", "--batch", "--seed", "--out"):
         assert flag in help_text
+
+
+def test_another_configuration_never_replaces_the_files_of_the_first(tmp_path, capsys):
+    """Reproduction 3 of issue 10: --loss triplet then --loss contrastive into one --out used to share file names."""
+    common = ["--positive", "easy", "--steps", "15", "--seeds", "1", "--workers", "1", "--no-plot", "--quiet",
+              "--out", str(tmp_path / "D"), "--store", str(tmp_path / "store")]
+    assert main(["--loss", "triplet", *common]) == 0
+    (first,) = (tmp_path / "D").glob("*.json")
+    text = first.read_text()
+    assert main(["--loss", "contrastive", *common]) == 0
+    files = sorted((tmp_path / "D").glob("*.json"))
+    assert len(files) == 2 and first.read_text() == text
+    assert {json.loads(f.read_text())["results"][0]["loss"] for f in files} == {"triplet", "contrastive"}
+    # The same command again reads its records and rewrites the same file with the same numbers.
+    assert main(["--loss", "triplet", *common]) == 0
+    assert json.loads(first.read_text())["results"] == json.loads(text)["results"]
+
+
+def test_an_unwritable_out_is_refused_before_any_compute(tmp_path, capsys):
+    (tmp_path / "FILE").write_text("x")
+    with pytest.raises(SystemExit) as exc:
+        main(["--out", str(tmp_path / "FILE" / "sub"), "--store", str(tmp_path / "store"), "--steps", "100000"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--out" in err[0] and "FILE is a file" in err[0]

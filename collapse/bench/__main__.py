@@ -18,21 +18,26 @@ from pathlib import Path
 
 import torch
 
-from collapse._validation import check_choice, check_int, check_real
+from collapse._validation import check_int, check_real
 from collapse.bench.loss_cases import LOSS_CASES
-from collapse.bench.report import format_table, markdown_section, rewrite_readme, target_verdicts, write_results
+from collapse.bench.report import (
+    END,
+    START,
+    format_table,
+    markdown_section,
+    rewrite_readme,
+    target_verdicts,
+    write_results,
+)
 from collapse.bench.runner import SECTIONS, BenchConfig, run_benchmark
+from collapse.cli import OneLineParser, parse_list
+from collapse.runs.outputs import check_marked_file, check_writable_dir
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, no usage dump: the message names the flag
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _OneLineParser(
+    p = OneLineParser(
         prog="python -m collapse.bench",
         description="Time our losses (with their samplers, forward + backward) and retrieval metrics against "
         "pytorch-metric-learning on the same inputs, check in the same run that both compute the same values, "
@@ -72,22 +77,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _sizes(flag: str, value: str | None) -> tuple[int, ...] | None:
+def _sizes(flag: str, value: str | None, *, allow_empty: bool = False) -> tuple[int, ...] | None:
     if value is None:
         return None
-    try:
-        sizes = tuple(int(v) for v in value.split(",") if v.strip())
-    except ValueError:
-        raise ValueError(f"{flag} must be comma-separated integers, got {value!r}") from None
-    return tuple(check_int(flag, s, low=4) for s in sizes)
+    if allow_empty and not value.strip(","):  # documented: an empty --nmi-sizes means no NMI rows
+        return ()
+    return tuple(check_int(flag, s, low=4) for s in parse_list(flag, value, convert=int, what="integers"))
 
 
 def _names(flag: str, value: str, allowed) -> tuple[str, ...]:
-    allowed = tuple(allowed)
-    items = allowed if value == "all" else tuple(v.strip() for v in value.split(",") if v.strip())
-    if not items:
-        raise ValueError(f"{flag} must name at least one of: {'; '.join(allowed)}")
-    return tuple(check_choice(flag, v, allowed) for v in items)
+    return tuple(parse_list(flag, value, tuple(allowed)))
 
 
 def config_from_args(args: argparse.Namespace, argv: list[str]) -> BenchConfig:
@@ -101,7 +100,7 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> BenchConfig:
         "threads": None if args.threads is None else check_int("--threads", args.threads, low=1),
         "batch_sizes": _sizes("--batch-sizes", args.batch_sizes),
         "eval_sizes": _sizes("--eval-sizes", args.eval_sizes),
-        "nmi_sizes": _sizes("--nmi-sizes", args.nmi_sizes),
+        "nmi_sizes": _sizes("--nmi-sizes", args.nmi_sizes, allow_empty=True),
         "sections": _names("--sections", args.sections, SECTIONS),
         "loss_cases": _names("--losses", args.losses, LOSS_CASES),
         "repeats": None if args.repeats is None else check_int("--repeats", args.repeats, low=1),
@@ -134,8 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = config_from_args(args, argv)
+        # Where results go is checked before any compute; --readme must be an existing file with the markers.
+        check_writable_dir(args.out, what="--out")
+        if args.readme is not None:
+            check_marked_file(args.readme, (START, END), flag="--readme")
     except (ValueError, TypeError) as exc:
-        parser.error(str(exc))
+        parser.fail(exc)
     _warn_if_busy()
     result = run_benchmark(config, progress=not args.no_progress)
     result["targets"] = target_verdicts(result["rows"], torch.device(config.device).type)

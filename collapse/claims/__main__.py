@@ -1,28 +1,33 @@
-"""``python -m collapse.claims``: run the checks, print the ledger, write figures/claims.md and its JSON."""
+"""``python -m collapse.claims``: run the checks, print the ledger, write figures/claims.md and its JSON.
+
+The checks and simulations are runs of :mod:`collapse.runs`: computed into the result store (``--store``) by the
+executor, then read back, so a rerun (or an interrupted run) recomputes only what is missing. Both output files are
+checked writable before anything is computed.
+"""
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from pathlib import Path
 
-from tqdm.auto import tqdm
-
-from collapse.claims.evidence import JOBS, paper_repro_results, run_job
+from collapse.claims.evidence import DEFAULT_REAL_TABLE, evidence_runs, gather_evidence, paper_repro_results
 from collapse.claims.ledger import build_ledger, markdown, table
+from collapse.cli import OneLineParser
 from collapse.io import write_json, write_text
+from collapse.runs import ResultStore, check_writable_file, execute
 
-# Longest first, so two workers finish together.
-ORDER = ("sim_noise", "T5", "T2", "T0", "T3", "sim_samplers", "T4", "sim_retrieval", "T1")
+DEFAULT_STORE = "results/store"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m collapse.claims", description=__doc__)
+    p = OneLineParser(prog="python -m collapse.claims", description=__doc__)
     p.add_argument("--out", default="figures/claims.md", help="markdown ledger (default: %(default)s)")
     p.add_argument("--json", default="figures/claims.json", help="evidence as JSON (default: %(default)s)")
+    p.add_argument("--store", default=DEFAULT_STORE, help="result store of the checks (default: %(default)s)")
+    p.add_argument("--real-table", default=str(DEFAULT_REAL_TABLE),
+                   help="real-image results table of python -m paper_repro.experiments (default: the committed "
+                   "figures/paper_repro_table.json of this checkout); 'none' to leave the real-image claims unmeasured")
     p.add_argument("--workers", type=int, default=2, help="worker processes (default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -32,24 +37,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.workers < 1:
-        parser.exit(2, f"{parser.prog}: error: --workers must be >= 1, got {args.workers}\n")
+        parser.fail(f"--workers must be >= 1, got {args.workers}")
+    try:  # where results go is checked before any compute
+        check_writable_file(args.out, what="--out")
+        check_writable_file(args.json, what="--json")
+        store = ResultStore(args.store).prepare()
+    except ValueError as exc:
+        parser.fail(exc)
     start = time.perf_counter()
-    evidence: dict = {}
-    bar = tqdm(total=len(ORDER), desc="checks", disable=args.quiet, file=sys.stderr)
-    if args.workers == 1:
-        for name in ORDER:
-            evidence[name] = run_job(name)[1]
-            bar.update()
-    else:
-        with ProcessPoolExecutor(args.workers, mp_context=mp.get_context("fork")) as pool:
-            futures = [pool.submit(run_job, name) for name in ORDER]
-            for f in as_completed(futures):
-                name, result = f.result()
-                evidence[name] = result
-                bar.update()
-    bar.close()
-    assert set(evidence) == set(JOBS)
-    real = paper_repro_results()
+    jobs = evidence_runs()
+    runs = [r for rs in jobs.values() for r in rs]
+    ex = execute(runs, store, backend="inline" if args.workers == 1 else "processes", workers=args.workers,
+                 progress=not args.quiet, desc="checks")
+    if not ex.ok:
+        for e in ex.errors:
+            print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        return 1
+    evidence = gather_evidence(store, jobs)
+    real = paper_repro_results(None if args.real_table == "none" else args.real_table)
     entries = build_ledger(evidence, real)
     seconds = time.perf_counter() - start
     print(table(entries))
@@ -60,11 +65,11 @@ def main(argv: list[str] | None = None) -> int:
         f"({seconds:.0f} s). Verdicts are measured in our own model and simulations; nothing here is the "
         "seed paper's theorem or number."
     )
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     write_text(args.out, markdown(entries, checks, header))
     write_json(
         args.json,
-        {"claims": [e.__dict__ for e in entries], "evidence": evidence, "paper_repro": real, "seconds": seconds},
+        {"claims": [e.__dict__ for e in entries], "evidence": evidence, "paper_repro": real, "seconds": seconds,
+         "store": str(store.root), "keys": [r.key for r in runs]},
     )
     print(f"\nwrote {args.out} and {args.json} in {seconds:.0f} s")
     return 0

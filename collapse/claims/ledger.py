@@ -113,10 +113,12 @@ def _c4(ev, real):
     easy = _rows(ev, "sim_noise", positive="easy", noise=0.1)
     kept = [r for r in easy if r["verdict"] != "collapsed"]
     e4 = t4["evidence"]
+    # Records are JSON, so the K keys arrive as strings; the ledger prints them the same either way.
+    by_k = "{" + ", ".join(f"{k}: {v}" for k, v in e4["critical_M_by_K"].items()) + "}"
     text = (
         f"T3: no same-class pull under EPS (max sibling gradient {t3['evidence']['max_sibling_gradient']:.1e}); "
         f"minimisation keeps modes. T4: in P x M batches a pull remains, decaying like (1-(1-eps)/K)^(M-1); "
-        f"predicted critical M = {e4['critical_M']} (K=3, eps=0.1; by K: {e4['critical_M_by_K']}), training "
+        f"predicted critical M = {e4['critical_M']} (K=3, eps=0.1; by K: {by_k}), training "
         f"separation vs predicted pull Spearman {e4['spearman_pull_vs_separation']:.2f}. Simulation (M=12): "
         f"EPS keeps modes for {len(kept)}/{len(easy)} losses."
     )

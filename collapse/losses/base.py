@@ -52,8 +52,9 @@ def as_groups(embeddings: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Ten
         raise TypeError(f"labels must be integers, got dtype {labels.dtype}")
     # min/max propagate NaN and inf, and are one vectorised pass (isfinite().all() is several times slower on CPU).
     # Under torch.compile the check would split the graph (it reads values back); a compiled step skips it.
-    if embeddings.numel() and not torch.compiler.is_compiling() and not all(math.isfinite(float(v)) for v in torch.aminmax(embeddings.detach())):
-        raise ValueError("embeddings contain NaN or inf")
+    if embeddings.numel() and not torch.compiler.is_compiling():
+        if not all(math.isfinite(float(v)) for v in torch.aminmax(embeddings.detach())):
+            raise ValueError("embeddings contain NaN or inf")
     return embeddings, labels
 
 
@@ -316,7 +317,9 @@ class MetricLoss(nn.Module):
     def compute_terms(self, dist: torch.Tensor, tuples: Tuples, labels: torch.Tensor) -> dict[str, Terms]:
         raise NotImplementedError
 
-    def regularizer(self, tuples: Tuples | AnchorSelection, labels: torch.Tensor, per_group: torch.Tensor) -> torch.Tensor:
+    def regularizer(
+        self, tuples: Tuples | AnchorSelection, labels: torch.Tensor, per_group: torch.Tensor
+    ) -> torch.Tensor:
         return torch.zeros_like(per_group)
 
     def extra_repr(self) -> str:

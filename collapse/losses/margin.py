@@ -92,7 +92,9 @@ class MarginLoss(MetricLoss):
         beta = beta if selection.per_pair else beta.unsqueeze(-1)
         return self.terms_of(d_ap, d_an, beta, g, idx, mask)
 
-    def regularizer(self, tuples: Tuples | AnchorSelection, labels: torch.Tensor, per_group: torch.Tensor) -> torch.Tensor:
+    def regularizer(
+        self, tuples: Tuples | AnchorSelection, labels: torch.Tensor, per_group: torch.Tensor
+    ) -> torch.Tensor:
         if self.learn_beta and not self.per_class and self.nu > 0:
             return (self.nu * self.beta[:, 0].to(per_group.dtype)).expand_as(per_group)
         return torch.zeros_like(per_group)

@@ -195,12 +195,14 @@ def submode_recovery(
     For each multi-mode class c: ``sklearn.cluster.KMeans(n_clusters=K_c, n_init=10)`` on
     :math:`\{x_i\}_{i \in I_c}` gives clusters; then
 
-    * ``submode_nmi`` / ``submode_ari``: ``normalized_mutual_info_score`` / ``adjusted_rand_score`` of true
-      modes vs clusters, averaged over multi-mode classes with weights :math:`n_c`;
     * ``modes_recovered``: the number of distinct modes found, i.e. the number of groups left after merging
       clusters whose centroids lie within ``tol`` of each other (single linkage: connected components of
       the graph with an edge where the centroid distance is :math:`\le` ``tol``; collapsed clusters merge
       into one), averaged over multi-mode classes;
+    * ``submode_nmi`` / ``submode_ari``: ``normalized_mutual_info_score`` / ``adjusted_rand_score`` of true
+      modes vs those merged groups, averaged over multi-mode classes with weights :math:`n_c`. Scoring the
+      merged groups, not the raw clusters, is what makes a class whose modes differ by less than ``tol`` score
+      0 (chance): k-means would otherwise split any tiny difference and score 1;
     * ``true_modes``: the mean of :math:`K_c` over the same classes.
 
     ``tol`` defaults to 0.05 times the inter-class separation (mean distance between class centroids,
@@ -225,10 +227,11 @@ def submode_recovery(
         xc, mc = x_np[rows], mode_np[rows]
         k = members.numel()
         clusters = kmeans_labels(xc, k, seed)
-        nmis.append(normalized_mutual_info_score(mc, clusters))
-        aris.append(adjusted_rand_score(mc, clusters))
+        n_groups, groups = _merge_close(xc, clusters, tol)
+        nmis.append(normalized_mutual_info_score(mc, groups))
+        aris.append(adjusted_rand_score(mc, groups))
         weights.append(rows.size)
-        recovered.append(_count_separated(xc, clusters, tol))
+        recovered.append(n_groups)
         true_k.append(k)
     return {
         "submode_nmi": float(np.average(nmis, weights=weights)),
@@ -301,8 +304,12 @@ def collapse_report(
     """Every collapse measure of this module, each computed once, in one flat dict of python floats.
 
     Keys: those of :func:`intra_inter_ratio`, :func:`mode_separation` (``mode_separation_over_margin``
-    only with ``margin``), ``nc1``, ``cdnv``, those of :func:`submode_recovery` (its ``tol`` is 0.05 x the
-    ``inter_class_separation`` reported here) and of :func:`fine_precision_at_1`.
+    only with ``margin``), ``nc1``, ``cdnv``, those of :func:`submode_recovery` and of
+    :func:`fine_precision_at_1`. The tolerance below which two modes count as one (``tol`` of
+    :func:`submode_recovery`, ``tie_tol`` of :func:`fine_precision_at_1`) is half the ``margin`` when one is
+    given (the resolution of :mod:`collapse.metrics.instrument`), else 0.05 x the ``inter_class_separation``
+    (and fine P@1 ties only exact equalities). Without a margin a class shrunk to a tiny scale can therefore
+    still read as structured; pass the margin.
     """
     x, y = _inputs(embeddings, labels)
     m = as_labels(modes, x.shape[0], "modes")
@@ -310,9 +317,9 @@ def collapse_report(
     out |= mode_separation(x, y, m, margin)
     out["nc1"] = nc1(x, y)
     out["cdnv"] = cdnv(x, y)
-    tol = TOL_FRACTION * out["inter_class_separation"]
+    tol = TOL_FRACTION * out["inter_class_separation"] if margin is None else margin / 2.0
     out |= submode_recovery(x, y, m, tol=tol, random_state=random_state)
-    out |= fine_precision_at_1(x, y, m)
+    out |= fine_precision_at_1(x, y, m, tie_tol=0.0 if margin is None else margin / 2.0)
     return out
 
 
@@ -349,12 +356,13 @@ def _mean_pairwise(points: torch.Tensor) -> float:
     return float(torch.linalg.vector_norm(points[iu[0]] - points[iu[1]], dim=1).mean())
 
 
-def _count_separated(x: np.ndarray, clusters: np.ndarray, tol: float) -> int:
-    ids = np.unique(clusters)
+def _merge_close(x: np.ndarray, clusters: np.ndarray, tol: float) -> tuple[int, np.ndarray]:
+    """Number of groups, and the group of every sample, after merging clusters with centroids within ``tol``."""
+    ids, inverse = np.unique(clusters, return_inverse=True)
     cents = np.stack([x[clusters == c].mean(axis=0) for c in ids])
     dist = np.linalg.norm(cents[:, None, :] - cents[None, :, :], axis=-1)
-    n_components, _ = connected_components(dist <= tol, directed=False)
-    return int(n_components)
+    n_components, comp = connected_components(dist <= tol, directed=False)
+    return int(n_components), comp[inverse.reshape(-1)]
 
 
 def _ratio(a: float, b: float) -> float:

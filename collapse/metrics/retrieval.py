@@ -40,7 +40,15 @@ from sklearn.metrics import normalized_mutual_info_score
 from collapse._validation import check_choice, check_int, check_random_state
 from collapse.metrics.knn import DISTANCES, ArrayLike, as_embeddings, as_labels, iter_knn
 
-__all__ = ["map_at_r", "nmi_kmeans", "precision_at_1", "r_precision", "recall_at_k", "retrieval_metrics"]
+__all__ = [
+    "map_at_r",
+    "map_at_r_many",
+    "nmi_kmeans",
+    "precision_at_1",
+    "r_precision",
+    "recall_at_k",
+    "retrieval_metrics",
+]
 
 KMEANS_N_INIT = 10
 
@@ -66,14 +74,21 @@ def retrieval_metrics(
     """
     ks = _check_ks(ks)
     x, y = _check_inputs(embeddings, labels, distance, chunk_size)
-    out = _knn_scores(x, y, ks=ks, with_r=True, distance=distance, chunk_size=chunk_size, memory_budget=memory_budget)
+    out = _knn_scores(
+        x, y, ks=ks, with_r=True, distance=distance, chunk_size=chunk_size, memory_budget=memory_budget
+    )
     if nmi:
         out["nmi"] = _nmi(x, y, random_state)
     return out
 
 
 def recall_at_k(
-    embeddings: ArrayLike, labels: ArrayLike, k: int = 1, *, distance: str = "euclidean", chunk_size: int | None = None
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    k: int = 1,
+    *,
+    distance: str = "euclidean",
+    chunk_size: int | None = None,
 ) -> float:
     """Recall@K: fraction of (non-lone) queries with a same-label item among their ``k`` nearest neighbours."""
     k = check_int("k", k, low=1)
@@ -103,6 +118,26 @@ def map_at_r(
     """MAP@R: mean over (non-lone) queries of the average precision truncated at ``R_i`` (Musgrave et al. 2020)."""
     x, y = _check_inputs(embeddings, labels, distance, chunk_size)
     return _knn_scores(x, y, ks=(), with_r=True, distance=distance, chunk_size=chunk_size)["map_at_r"]
+
+
+def map_at_r_many(
+    embeddings: ArrayLike,
+    label_sets: Iterable[ArrayLike],
+    *,
+    distance: str = "euclidean",
+    chunk_size: int | None = None,
+) -> list[float]:
+    """MAP@R of one embedding under several labelings, from one k-NN pass (e.g. a permutation null).
+
+    Each entry equals ``map_at_r(embeddings, labels)`` for the corresponding ``labels``.
+    """
+    x = _check_inputs(embeddings, None, distance, chunk_size)[0]
+    ys = [as_labels(lab, x.shape[0]) for lab in label_sets]
+    if not ys:
+        raise ValueError("label_sets must contain at least one labeling, got none")
+    for y in ys:
+        _check_inputs(x, y, distance, chunk_size)
+    return [d["map_at_r"] for d in _knn_scores(x, ys, ks=(), with_r=True, distance=distance, chunk_size=chunk_size)]
 
 
 def nmi_kmeans(
@@ -161,12 +196,14 @@ def _check_ks(ks: Iterable[int]) -> tuple[int, ...]:
 
 
 def _check_inputs(
-    embeddings: ArrayLike, labels: ArrayLike, distance: str, chunk_size: int | None
-) -> tuple[torch.Tensor, torch.Tensor]:
+    embeddings: ArrayLike, labels: ArrayLike | None, distance: str, chunk_size: int | None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     check_choice("distance", distance, DISTANCES)
     if chunk_size is not None:
         check_int("chunk_size", chunk_size, low=1)
     x = as_embeddings(embeddings)
+    if labels is None:
+        return x, None
     y = as_labels(labels, x.shape[0])
     if int(torch.unique(y, return_counts=True)[1].max()) < 2:
         raise ValueError("labels must contain at least one label with 2 or more samples (every query is alone)")
@@ -175,40 +212,49 @@ def _check_inputs(
 
 def _knn_scores(
     x: torch.Tensor,
-    y: torch.Tensor,
+    y: torch.Tensor | list[torch.Tensor],
     *,
     ks: tuple[int, ...],
     with_r: bool,
     distance: str,
     chunk_size: int | None,
     memory_budget: int | None = None,
-) -> dict[str, float]:
-    """Per-query retrieval scores from one chunked k-NN pass, averaged over queries with R_i >= 1."""
+):
+    """Per-query retrieval scores from one chunked k-NN pass, averaged over queries with R_i >= 1.
+
+    ``y`` may be a list of labelings: the neighbours are found once and each labeling is scored (a list of
+    dicts is returned then).
+    """
+    many = isinstance(y, list)
+    ys = [t.to(x.device) for t in (y if many else [y])]
     n = x.shape[0]
-    _, inv, counts = torch.unique(y, return_inverse=True, return_counts=True)
-    r_all = (counts[inv] - 1).to(x.device)
-    y = y.to(x.device)
+    r_alls = []
+    for yy in ys:
+        _, inv, counts = torch.unique(yy, return_inverse=True, return_counts=True)
+        r_alls.append((counts[inv] - 1).to(x.device))
     k_eff = {k: min(k, n - 1) for k in ks}
-    k_needed = max([1, *k_eff.values()] + ([int(r_all.max())] if with_r else []))
-    valid = r_all >= 1
-    sums = {f"recall_at_{k}": 0.0 for k in ks} | {"precision_at_1": 0.0}
-    if with_r:
-        sums |= {"r_precision": 0.0, "map_at_r": 0.0}
+    k_needed = max([1, *k_eff.values()] + ([int(r.max()) for r in r_alls] if with_r else []))
+    keys = [f"recall_at_{k}" for k in ks] + ["precision_at_1"] + (["r_precision", "map_at_r"] if with_r else [])
+    sums = [dict.fromkeys(keys, 0.0) for _ in ys]
     positions = torch.arange(1, k_needed + 1, device=x.device, dtype=torch.float64)
     knn_chunks = iter_knn(x, None, k_needed, chunk_size=chunk_size, distance=distance, memory_budget=memory_budget)
     for start, stop, _, idx in knn_chunks:
-        keep = valid[start:stop]
-        match = y[idx[keep]] == y[start:stop][keep, None]
-        for k, ke in k_eff.items():
-            sums[f"recall_at_{k}"] += float(match[:, :ke].any(dim=1).sum())
-        sums["precision_at_1"] += float(match[:, 0].sum())
-        if with_r:
-            r = r_all[start:stop][keep]
-            relevant = match & (positions[None, :] <= r[:, None])
-            hits = relevant.to(torch.float64)
-            r64 = r.to(torch.float64)
-            sums["r_precision"] += float((hits.sum(dim=1) / r64).sum())
-            precision_at_hits = hits.cumsum(dim=1) * hits / positions
-            sums["map_at_r"] += float((precision_at_hits.sum(dim=1) / r64).sum())
-    n_valid = int(valid.sum())
-    return {key: value / n_valid for key, value in sums.items()}
+        for yy, r_all, acc in zip(ys, r_alls, sums):
+            keep = r_all[start:stop] >= 1
+            match = yy[idx[keep]] == yy[start:stop][keep, None]
+            for k, ke in k_eff.items():
+                acc[f"recall_at_{k}"] += float(match[:, :ke].any(dim=1).sum())
+            acc["precision_at_1"] += float(match[:, 0].sum())
+            if with_r:
+                r = r_all[start:stop][keep]
+                relevant = match & (positions[None, :] <= r[:, None])
+                hits = relevant.to(torch.float64)
+                r64 = r.to(torch.float64)
+                acc["r_precision"] += float((hits.sum(dim=1) / r64).sum())
+                precision_at_hits = hits.cumsum(dim=1) * hits / positions
+                acc["map_at_r"] += float((precision_at_hits.sum(dim=1) / r64).sum())
+    out = []
+    for r_all, acc in zip(r_alls, sums):
+        n_valid = int((r_all >= 1).sum())
+        out.append({key: value / n_valid for key, value in acc.items()})
+    return out if many else out[0]

@@ -10,11 +10,13 @@ d      collapse_force      the T1 collapse force vs noise: theory curves, exact 
 e      real_embeddings     2-D projections of Fashion-MNIST superclass test embeddings, baseline beside EPS
 f      retrieval_grid      queries and their nearest test images, frames marking coarse / fine matches
 g      training_curves     loss and test metrics over training of the real-image runs
+h      real_table          the real-image results table of the full studies (paper_repro_table.md and .json)
 =====  ==================  =====================================================================================
 
 Each module has a ``Params`` dataclass (its defaults are the fast CPU version, ``FULL`` the long one) and
 ``draw(out, params=None, *, full=False, progress=False) -> FigureResult``; :func:`build` runs several and writes
-``manifest.json``.
+``manifest.json``. Every number a figure draws comes from the records of the result store (``store``, default
+``results/store``; :mod:`collapse.runs`), computed there on first use; the figure modules only draw.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ FIGURES: dict[str, str] = {
     "e": "real_embeddings",
     "f": "retrieval_grid",
     "g": "training_curves",
+    "h": "real_table",
 }
 MANIFEST = "manifest.json"
 
@@ -107,9 +110,10 @@ def build(
     """
     from tqdm.auto import tqdm
 
+    from collapse.runs import check_writable_dir
+
     keys = resolve_keys(keys)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_writable_dir(out, what="figures folder")
     commit = git_commit()
     path = out / MANIFEST
     manifest = {"figures": {}}

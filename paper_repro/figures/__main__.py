@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 
 from collapse.cli import OneLineParser
+from collapse.runs import ResultStore, check_writable_dir
 from paper_repro.figures import FIGURES, build, resolve_keys
 
 
@@ -31,27 +32,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-root", default=None,
                    help="where figures e-g train their small runs if none is found (default results/figures/runs)")
     p.add_argument("--data-root", default=None, help="folder holding the image data sets (default data)")
+    p.add_argument("--store", default=None, help="result store of the figures' runs (default results/store)")
     p.add_argument("--list", action="store_true", help="list the figures and exit")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.list:
         for key, name in FIGURES.items():
             print(f"{key}  {name}")
         return 0
     try:
         keys = resolve_keys(args.only)
+        if args.seed is not None and args.seed < 0:
+            raise ValueError(f"--seed must be >= 0, got {args.seed}")
+        # Where results go is checked before any compute.
+        check_writable_dir(args.out, what="--out")
+        if args.store is not None:
+            ResultStore(args.store).prepare()
     except ValueError as exc:
-        print(f"python -m paper_repro.figures: error: {exc}", file=sys.stderr)
-        return 2
-    if args.seed is not None and args.seed < 0:
-        print(f"python -m paper_repro.figures: error: --seed must be >= 0, got {args.seed}", file=sys.stderr)
-        return 2
+        parser.fail(exc)
     overrides = {k: v for k, v in (("seed", args.seed), ("runs_root", args.runs_root),
-                                   ("train_root", args.train_root), ("data_root", args.data_root)) if v is not None}
+                                   ("train_root", args.train_root), ("data_root", args.data_root),
+                                   ("store", args.store)) if v is not None}
     failed: list[str] = []
 
     def report(key: str, exc: Exception) -> None:

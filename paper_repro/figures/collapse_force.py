@@ -10,37 +10,29 @@ coefficient :math:`\kappa` of the distance between two modes of one class is the
   (:func:`~collapse.theory.t4_finite_batch.eps_sibling_force`), valid where every class's modes are nearer to each
   other than to any other class.
 
-Measured (on top):
+Measured (on top), by :mod:`collapse.theory.force_measure` (each point a ``force-point`` run of :mod:`collapse.runs`,
+recorded in the result store, so a rerun draws from the records):
 
-* *exact*: autograd of the float64 population objective with respect to the mode distances
-  (:func:`~collapse.theory.force.autograd_force`), averaged over ordered same-class pairs;
-* *Monte Carlo*: the mean triplet loss over sampled P x M batches run through the real sampler
-  (:func:`~collapse.theory.population.monte_carlo_loss`, margin 10 so that every hinge is active), differentiated
-  with respect to the mode embeddings :math:`Z`. The loss depends on :math:`Z` only through the distances, so
-  :math:`\nabla_{z_m} L = \sum_{m'} c_{mm'}\, \nabla_{z_m} D_{mm'}` with :math:`c_{mm'} = g_{mm'} + g_{m'm}` (each
-  unordered distance enters twice); solving these linear systems (least squares, well posed because every mode has
-  its own coordinate in :func:`layered_configuration`) recovers the coefficients, and :math:`c/2` averaged over
-  same-class pairs estimates :math:`\kappa`. Error bars are :math:`\pm 2` standard errors over independent
-  replicates.
+* *exact*: autograd of the float64 population objective with respect to the mode distances;
+* *Monte Carlo*: the mean triplet loss over sampled P x M batches run through the real sampler, differentiated with
+  respect to the mode embeddings, the same-class coefficients recovered by least squares. Error bars are
+  :math:`\pm 2` standard errors over independent replicates.
 
-Both measurements use :func:`layered_configuration`: mode :math:`k` of class :math:`c` at
-:math:`\cos\theta\, s_c + \sin\theta\, e_m` (:math:`s_c` a regular simplex, :math:`e_m` one unit coordinate per
-mode), so siblings are :math:`\sqrt2\sin\theta` apart and nearer than any other class, as T4 assumes.
+Both use :func:`~collapse.theory.force_measure.layered_configuration` (siblings nearer than any other class, as T4
+assumes). This module only draws.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from collapse.io import write_csv, write_json
-from collapse.theory import ModeModel, monte_carlo_loss
-from collapse.theory.force import autograd_force, kappa_symmetric, kappa_symmetric_eps
-from collapse.theory.population import build_loss, mode_distances
+from collapse.runs import execute
+from collapse.theory.force import kappa_symmetric, kappa_symmetric_eps
+from collapse.theory.force_measure import MC_MARGIN, ForcePointRun
 from collapse.theory.t4_finite_batch import critical_batch, eps_sibling_force
 from paper_repro.figures.common import (
     BLACK,
@@ -56,10 +48,9 @@ from paper_repro.figures.common import (
     save_figure,
 )
 
-__all__ = ["FULL", "Params", "draw", "layered_configuration", "measure_mc", "pair_coefficients"]
+__all__ = ["FULL", "Params", "draw", "force_runs"]
 
 KEY, NAME = "d", "collapse_force"
-MC_MARGIN = 10.0  # distances on the unit sphere are at most 2, so every hinge [D_ap - D_an + 10]_+ is active
 
 
 @dataclass(frozen=True)
@@ -79,64 +70,20 @@ class Params:
     replicates: int = 8
     theta: float = 0.6
     seed: int = 0
+    #: The result store of the measured points.
+    store: str = "results/store"
 
 
 FULL = {"eps_points": (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7), "n_batches": 512, "replicates": 16,
         "m_points": (2, 3, 4, 5, 6, 8, 10, 12, 16, 24)}
 
 
-def layered_configuration(model: ModeModel, theta: float = 0.6) -> torch.Tensor:
-    """(N, C + N) float64 unit vectors ``cos(theta) s_c + sin(theta) e_m`` (see the module docstring)."""
-    C, N = model.n_classes, model.n_modes
-    simplex = torch.eye(C, dtype=torch.float64) - 1.0 / C
-    simplex = simplex / simplex.norm(dim=1, keepdim=True)
-    Z = torch.zeros(N, C + N, dtype=torch.float64)
-    Z[:, :C] = math.cos(theta) * simplex[torch.as_tensor(model.mode_class)]
-    Z[torch.arange(N), C + torch.arange(N)] = math.sin(theta)
-    return Z
-
-
-def pair_coefficients(Z: torch.Tensor, grad: torch.Tensor, distance) -> torch.Tensor:
-    """Coefficients ``c[m, m']`` with ``grad[m] = sum_{m'} c[m, m'] dD_{mm'}/dz_m`` (least squares per mode), where
-    ``D`` is ``distance`` between the rows of ``Z``; NaN on the diagonal.
-
-    For a loss that reads ``Z`` only through the (symmetric) distances, ``c[m, m']`` is the sum of the loss's
-    derivatives with respect to ``D[m, m']`` and ``D[m', m]``.
-    """
-    Zl = Z.detach().clone().requires_grad_(True)
-    D = distance(Zl.unsqueeze(0))[0]
-    N = Z.shape[0]
-    J = torch.zeros(N, N, Z.shape[1], dtype=Z.dtype)  # J[m, m'] = dD[m, m'] / dz_m
-    for col in range(N):
-        (g,) = torch.autograd.grad(D[:, col].sum(), Zl, retain_graph=True)
-        J[:, col] = g
-    c = torch.full((N, N), float("nan"), dtype=Z.dtype)
-    for m in range(N):
-        others = [k for k in range(N) if k != m]
-        c[m, others] = torch.linalg.lstsq(J[m, others].T, grad[m].unsqueeze(1)).solution[:, 0]
-    return c
-
-
-def measure_mc(model: ModeModel, positive: str, batch: tuple[int, int], Z: torch.Tensor, *, n_batches: int,
-               replicates: int, seed: int) -> tuple[float, float, list[float]]:
-    """Monte Carlo estimate of the mean same-class coefficient: (mean, standard error, per-replicate values)."""
-    loss = build_loss("triplet", positive, "all", margin=MC_MARGIN)
-    same = torch.as_tensor(model.same_class_pairs())
-    values = []
-    for r in range(replicates):
-        Zl = Z.detach().clone().requires_grad_(True)
-        gen = torch.Generator().manual_seed(seed * 1_000_003 + r)
-        mean, _ = monte_carlo_loss(Zl, model, loss, positive, "all", batch=batch, n_batches=n_batches, generator=gen)
-        (grad,) = torch.autograd.grad(mean, Zl)
-        c = pair_coefficients(Z, grad, loss.distance)
-        values.append(float(c[same].mean() / 2))
-    arr = np.array(values)
-    return float(arr.mean()), float(arr.std(ddof=1) / np.sqrt(len(arr))) if len(arr) > 1 else float("nan"), values
-
-
-def _exact(model: ModeModel, positive: str, batch=None, distances=None) -> float:
-    g = autograd_force(model, positive, batch=batch, distances=distances)
-    return float(g[model.same_class_pairs()].mean())
+def force_runs(p: Params) -> list[ForcePointRun]:
+    """The measured points: over the noise at M = ``samples_per_class``, then over M at ``eps_fixed`` (random
+    positives by Monte Carlo only once per noise level: their law does not depend on M)."""
+    points = [("eps", e, p.samples_per_class) for e in p.eps_points] + [("M", p.eps_fixed, m) for m in p.m_points]
+    return [ForcePointRun(p.classes, p.modes, float(eps), int(m), axis, axis == "eps" or m == p.samples_per_class,
+                          p.theta, p.n_batches, p.replicates, p.seed) for axis, eps, m in points]
 
 
 def draw(out: str | Path, params: Params | None = None, *, full: bool = False, progress: bool = False) -> FigureResult:
@@ -152,27 +99,14 @@ def draw(out: str | Path, params: Params | None = None, *, full: bool = False, p
         for e in grid
     ]
 
-    measured = []
-    points = [("eps", e, M) for e in p.eps_points] + [("M", p.eps_fixed, m) for m in p.m_points]
-    from tqdm.auto import tqdm
+    from collapse.runs import ResultStore
 
-    for axis, eps, m in tqdm(points, disable=not progress, desc="collapse force", leave=False):
-        model = ModeModel.symmetric(C, K, eps)
-        Z = layered_configuration(model, p.theta)
-        D = mode_distances(Z, build_loss("triplet"))[0]
-        row = {"axis": axis, "eps": eps, "M": m, "theory_random": kappa_symmetric(eps, C, K),
-               "theory_eps_infinite": kappa_symmetric_eps(eps, C, K),
-               "theory_eps_batch": eps_sibling_force(eps, C, K, m)["net"] / (K - 1)}
-        row["exact_random"] = _exact(model, "random")
-        row["exact_eps_infinite"] = _exact(model, "easy")
-        row["exact_eps_batch"] = _exact(model, "easy", batch=(C, m), distances=D)
-        for rule in ("random", "easy"):
-            if axis == "M" and rule == "random" and m != M:
-                continue  # the random-positive law does not depend on M; measured once per noise level
-            mean, se, _ = measure_mc(model, rule, (C, m), Z, n_batches=p.n_batches, replicates=p.replicates,
-                                     seed=p.seed)
-            row[f"mc_{rule}"], row[f"mc_{rule}_se"] = mean, se
-        measured.append(row)
+    runs = force_runs(p)
+    store = ResultStore(p.store)
+    ex = execute(runs, store, progress=progress, desc="collapse force")
+    if not ex.ok:
+        raise RuntimeError(f"collapse-force points failed: {ex.errors[0]}")
+    measured = ex.results()
 
     with figure_style():
         fig, (ax, bx) = plt.subplots(1, 2, figsize=(WIDTH, 4.3), gridspec_kw={"width_ratios": [1.25, 1]})

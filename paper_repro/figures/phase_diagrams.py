@@ -1,9 +1,10 @@
 """Figure (c): phase diagrams of class collapse, label noise x batch size M and label noise x modes per class K.
 
 Every cell is the seed mean of the mode separation (mean distance between the mode centroids of a class, on the
-unit sphere) after training, from :func:`collapse.phase.phase_diagram` (the ``collapse.simulate`` set-up: tied
-model, hard negatives, 500 Adam steps). One column per loss; the rows are random positives and easy positives,
-first over M (K = 3), then over K (M = 12). Cells whose seed mean is below the collapse threshold are outlined.
+unit sphere) after training, read from the records of :func:`collapse.phase.phase_diagram` (the
+``collapse.simulate`` set-up: tied model, hard negatives, 500 Adam steps). One column per loss; the rows are random
+positives and easy positives, first over M (K = 3), then over K (M = 12). Cells whose seed mean is below the
+collapse threshold are outlined.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ class Params:
     axes: tuple[str, ...] = ("M", "K")
     n_jobs: int | None = None
     seed: int = 0
+    #: The result store of the cells (a rerun draws from the records).
+    store: str = "results/store"
 
 
 FULL = {"eps_grid": (0.0, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4), "m_grid": (3, 4, 6, 8, 12, 16),
@@ -62,7 +65,7 @@ def draw(out: str | Path, params: Params | None = None, *, full: bool = False, p
     rows: list[dict] = []
     for axis in p.axes:
         rows += phase_diagram(axis, p.losses, ("random", "easy"), p.eps_grid, p.m_grid, p.k_grid, p.seeds, base,
-                              n_jobs=p.n_jobs, progress=progress)
+                              n_jobs=p.n_jobs, progress=progress, store=p.store)
     field = {"M": "samples_per_class", "K": "modes"}
     values = {"M": list(p.m_grid), "K": list(p.k_grid)}
     vmax = max(1.6, max(r["mode_separation"] for r in rows))  # one colour scale for every panel and run

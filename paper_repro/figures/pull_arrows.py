@@ -1,8 +1,8 @@
 r"""Figure (a): the seed's Figure 1 on a real 2-D simulation: where does the positive pull an anchor?
 
-A 2-D embedding (the unit circle) of 3 classes x 3 Gaussian modes is trained by
-:func:`collapse.experiment.run_simulation` (MLP embedding, triplet loss with easy positives and hard negatives,
-no label noise). At two moments of that training (an early snapshot and the end) we take one anchor :math:`a`
+A 2-D embedding (the unit circle) of 3 classes x 3 Gaussian modes is trained as a :class:`collapse.runs.SimRun`
+(MLP embedding, triplet loss with easy positives and hard negatives, no label noise; its snapshots are read from the
+result store). At two moments of that training (an early snapshot and the end) we take one anchor :math:`a`
 and evaluate the real triplet loss of :mod:`collapse.losses` on the whole data set as one batch, once with a
 random positive and once with the easy positive (the nearest same-class sample), with all negatives:
 
@@ -13,7 +13,8 @@ Autograd splits its gradient with respect to :math:`z_a` by the chain rule into 
 arrows are :math:`-\nabla_{z_a}` of each part, on one scale in every panel. On the circle every gradient is
 tangent to it. A random positive usually lies in another mode of the class and pulls the anchor across the circle
 toward it; the easy positive lies in the anchor's own mode, and once that mode is tight its triplets are
-inactive and nothing pulls the anchor out of it.
+inactive and nothing pulls the anchor out of it. The forces are :func:`collapse.theory.anchor_forces.anchor_forces`;
+this module only draws.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from collapse.experiment import SimConfig, run_simulation
+from collapse.experiment import SimConfig, make_data
 from collapse.io import write_json
-from collapse.losses import make_loss
+from collapse.runs import ResultStore, SimRun, execute
+from collapse.theory.anchor_forces import anchor_forces, pick_anchor
 from paper_repro.figures.common import (
     BLACK,
     GREEN,
@@ -44,7 +46,7 @@ from paper_repro.figures.common import (
     save_figure,
 )
 
-__all__ = ["FULL", "Params", "anchor_forces", "draw"]
+__all__ = ["FULL", "Params", "anchor_forces", "draw"]  # anchor_forces re-exported from collapse.theory
 
 KEY, NAME = "a", "pull_arrows"
 
@@ -64,6 +66,8 @@ class Params:
     #: sampler with ``seed``, lies in another mode, and whose easy positive lies in its own mode at every moment.
     anchor_class: int = 0
     seed: int = 0
+    #: The result store of the training run.
+    store: str = "results/store"
 
 
 FULL = {"samples_per_mode": 30, "steps": 1000, "moments": (10, 100, 1000)}
@@ -74,58 +78,6 @@ def _config(p: Params) -> SimConfig:
                      samples_per_mode=p.samples_per_mode, steps=p.steps, seeds=1, seed=p.seed)
 
 
-def anchor_forces(
-    embeddings: torch.Tensor, labels: torch.Tensor, anchor: int, positive: str, *, margin: float = 0.2, seed: int = 0
-) -> dict:
-    """Pull and push on ``anchor`` from the triplet loss with ``positive`` positives and all negatives.
-
-    ``embeddings`` (n, d) are one batch. The sampler draws every anchor's positive (seeded by ``seed``); the
-    anchor's terms are averaged and differentiated with the negative distances detached (pull) and with the
-    positive distance detached (push). ``pull + push`` is the full gradient. Returns the positive's index, the
-    two forces (minus the gradients), the anchor's loss and its fraction of active triplets.
-    """
-    loss = make_loss("triplet", positive, "all", margin=margin, reducer="mean", random_state=seed)
-    z = embeddings.detach().double().clone().requires_grad_(True)
-    y = torch.as_tensor(labels).reshape(1, -1)
-    dist = loss.distance(z.unsqueeze(0))
-    tuples = loss.sampler(dist.detach(), y, dim=z.shape[-1])
-    pos_mask = tuples.positive_pairs.mask(1, z.shape[0])
-    forces = {}
-    for part, keep in (("pull", pos_mask), ("push", ~pos_mask)):
-        # Detaching the other distances leaves exactly this part of the chain rule.
-        d = torch.where(keep, dist, dist.detach())
-        terms = loss.compute_terms(d, tuples, y)["triplet_loss"]
-        mine = terms.indices[0] == anchor
-        (grad,) = torch.autograd.grad(terms.losses[mine].mean(), z, retain_graph=True)
-        forces[part] = (-grad[anchor]).numpy()
-        forces["loss"] = float(terms.losses[mine].detach().mean())
-        forces["active"] = float((terms.losses[mine] > 0).double().mean())
-        forces["positive"] = int(terms.indices[1][mine][0])
-    return forces
-
-
-def _pick_anchor(snaps: dict, data, p: Params) -> int:
-    """An illustrative anchor: the first sample (classes from ``anchor_class`` on, data order) whose random positive
-    lies in another mode, whose easy positive lies in its own mode at every moment (a mode that stayed distinct)
-    and whose easy positive still pulls it at the first moment; the last condition is dropped if no sample meets
-    all three, and the first sample of ``anchor_class`` is the fallback."""
-    y = torch.as_tensor(data.y)
-    order = [(p.anchor_class + i) % data.n_classes for i in range(data.n_classes)]
-    fallback = None
-    for c in order:
-        for a in np.flatnonzero(data.y == c):
-            a = int(a)
-            rand = anchor_forces(snaps[p.moments[0]], y, a, "random", margin=p.margin, seed=p.seed)["positive"]
-            if data.modes[rand] == data.modes[a]:
-                continue
-            easy = [anchor_forces(snaps[m], y, a, "easy", margin=p.margin, seed=p.seed) for m in p.moments]
-            if all(data.modes[e["positive"]] == data.modes[a] for e in easy):
-                if np.linalg.norm(easy[0]["pull"]) > 1e-6:
-                    return a
-                fallback = a if fallback is None else fallback
-    return fallback if fallback is not None else int(np.flatnonzero(data.y == p.anchor_class)[0])
-
-
 def draw(out: str | Path, params: Params | None = None, *, full: bool = False, progress: bool = False) -> FigureResult:
     """Train the 2-D simulation, measure the forces on one anchor and write ``a_pull_arrows.{png,json}``."""
     p = resolve_params(Params, params, full, FULL)
@@ -133,11 +85,17 @@ def draw(out: str | Path, params: Params | None = None, *, full: bool = False, p
         raise ValueError(f"moments must lie in [0, steps={p.steps}] and end at steps, got {p.moments}")
     out = Path(out)
     cfg = _config(p)
-    sim = run_simulation(cfg, "triplet", "easy", "hard", snapshot_steps=tuple(p.moments), progress=progress)
-    data = sim.data
+    run = SimRun(cfg, "triplet", "easy", "hard", snapshot_steps=tuple(p.moments))
+    store = ResultStore(p.store)
+    ex = execute([run], store, progress=progress, desc="pull arrows")
+    if not ex.ok:
+        raise RuntimeError(f"the simulation of figure (a) failed: {ex.errors[0]}")
+    (result,) = ex.results()
+    data = make_data(cfg)
     y = torch.as_tensor(data.y)
-    snaps = {m: sim.train.snapshots[m][0] if m in sim.train.snapshots else sim.train.embeddings[0] for m in p.moments}
-    anchor = _pick_anchor(snaps, data, p)
+    snaps = {m: torch.tensor(result["snapshots"][str(m)], dtype=torch.float32) for m in p.moments}
+    anchor = pick_anchor([snaps[m] for m in p.moments], data.y, data.modes, anchor_class=p.anchor_class,
+                         margin=p.margin, seed=p.seed)
     # How often does a random positive land in another mode? (K-1)/K of the class's samples are elsewhere.
     same = np.flatnonzero((data.y == data.y[anchor]) & (np.arange(len(data.y)) != anchor))
     other_mode_rate = float((data.modes[same] != data.modes[anchor]).mean())
@@ -242,7 +200,7 @@ def draw(out: str | Path, params: Params | None = None, *, full: bool = False, p
     json_path = write_json(out / f"{KEY}_{NAME}.json", {
         "config": cfg.to_dict(), "training": {"loss": "triplet", "positive": "easy", "negative": "hard"},
         "force_loss": {"loss": "triplet", "negative": "all", "margin": p.margin, "reducer": "mean over the anchor"},
-        "mode_separation_final": sim.summary["mode_separation"], "anchor": anchor,
+        "mode_separation_final": result["mode_separation"], "anchor": anchor,
         "other_mode_fraction_of_class": other_mode_rate, "arrow_scale": scale, "zoom": zooms, "rows": rows,
         "embeddings": {str(m): snaps[m].numpy().round(5).tolist() for m in p.moments},
         "labels": data.y.tolist(), "modes": data.modes.tolist(),
@@ -259,6 +217,6 @@ def draw(out: str | Path, params: Params | None = None, *, full: bool = False, p
         "first whose random positive lies in another mode and whose mode stays distinct (see the module docstring)."
     )
     return FigureResult(KEY, NAME, png, [json_path], caption,
-                        source="collapse.experiment.run_simulation (snapshots) + collapse.losses triplet (autograd)",
+                        source="collapse.runs.SimRun (snapshots) + collapse.theory.anchor_forces (autograd)",
                         seed=p.seed, params=params_dict(p),
-                        extra={"mode_separation_final": sim.summary["mode_separation"]})
+                        extra={"mode_separation_final": result["mode_separation"]})

@@ -6,8 +6,8 @@ nothing but where and how fast they ran (:data:`PLACE_FIELDS`). Finished runs
 (``metrics.json`` with ``finished: true`` next to ``checkpoint.pt``) under ``runs_root`` are used first, for
 example those of ``python -m paper_repro.experiments collapse``; among several configurations, the one with pairs for
 the most seeds wins, then the one with the most training steps; figures of one run pair show seed ``seed`` if it
-is there. Without one, :func:`get_runs` trains a pair with
-:func:`paper_repro.train.train` under ``train_root`` (resumable; a finished pair is reused as is).
+is there. Without one, :func:`get_runs` trains a pair of :class:`~paper_repro.train_run.TrainRun` s under
+``train_root`` through the run layer's executor (records in ``store``; resumable; a finished pair is reused as is).
 
 :func:`run_embeddings` rebuilds a run's network and test split exactly as ``python -m paper_repro.evaluate`` does
 (:mod:`paper_repro.builders`) and embeds the test images with its final checkpoint.
@@ -18,14 +18,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 
+from collapse.runs import ResultStore
 from paper_repro.config import TrainConfig
 
 __all__ = ["FULL", "RealParams", "Run", "find_pairs", "get_runs", "run_embeddings", "small_config"]
@@ -56,6 +54,8 @@ class RealParams:
     runs_root: str = "results/paper_repro"
     #: Small runs are trained here when no finished pair is found.
     train_root: str = "results/figures/runs"
+    #: The result store of the small runs.
+    store: str = "results/store"
 
 
 #: ``--full``: a longer pair on the whole training split (used only when no finished pair exists).
@@ -151,38 +151,26 @@ def get_runs(
         chosen = best if all_seeds else {k: [v[i]] for k, v in best.items()}
         where = f"finished runs under {p.runs_root}: " + ", ".join(str(r.path) for v in chosen.values() for r in v)
         return chosen, where
+    from collapse.runs import execute
+    from paper_repro.train_run import TrainRun, record_finished
+
     configs = {positive: small_config(positive, p) for positive in POSITIVES}
-    runs = {k: _load(Path(cfg.out) / "metrics.json") for k, cfg in configs.items()}
-    todo = [k for k, r in runs.items() if r is None]
-    if len(todo) > 1 and (os.cpu_count() or 1) > 1:
-        ctx = get_context("fork" if sys.platform == "linux" else "spawn")
-        with ProcessPoolExecutor(len(todo), mp_context=ctx) as pool:
-            done = dict(zip(todo, pool.map(_train_one, [configs[k] for k in todo])))
-    else:
-        done = {k: _train_one(configs[k], progress) for k in todo}
-    for k, metrics in done.items():
-        runs[k] = Run(Path(configs[k].out), configs[k], metrics, origin="trained")
+    todo = [TrainRun(configs[k]) for k in POSITIVES]
+    store = ResultStore(p.store).prepare()
+    record_finished(todo, store)
+    workers = min(len(todo), os.cpu_count() or 1)
+    ex = execute(todo, store, backend="processes" if workers > 1 else "inline", workers=workers,
+                 progress=progress, desc="figure runs")
+    if not ex.ok:
+        raise RuntimeError(f"training the small pair failed: {ex.errors[0]}")
+    runs = {}
+    for k, run in zip(POSITIVES, todo):
+        rec = store.result(run)
+        runs[k] = Run(Path(rec["path"]), configs[k], {**rec, "finished": True}, origin="trained")
     where = (f"no finished {p.dataset}/{p.loss} pair with {min_history}+ evaluations under "
              f"{p.runs_root or '(none)'}; small pair trained by paper_repro.train.train ({p.steps} steps) in "
              + ", ".join(str(r.path) for r in runs.values()))
     return {k: [r] for k, r in runs.items()}, where
-
-
-def _train_one(cfg: TrainConfig, progress: bool = False) -> dict:
-    import torch
-
-    from paper_repro.train import train
-
-    if _in_worker():
-        torch.set_num_threads(1)  # one process per core: more threads would only oversubscribe them
-    return train(cfg, resume=True, progress=progress)
-
-
-def _in_worker() -> bool:
-    """True inside a worker process of :func:`get_runs`."""
-    import multiprocessing
-
-    return multiprocessing.parent_process() is not None
 
 
 _CACHE: dict[tuple[str, float], tuple[np.ndarray, object]] = {}

@@ -1,9 +1,9 @@
 """Figure (b): class collapse as it happens, embeddings on the circle at several training steps.
 
-Each row is one run of :func:`collapse.experiment.run_simulation` (the ``collapse.simulate`` defaults: 4 classes x
-3 modes, the *tied* model with one embedding per mode so that no single noisy label can be memorised, triplet loss
-with hard negatives), with random or easy positives, at label noise 0 and 0.1. Columns are the snapshots the
-trainer keeps. In 2-D the embedding is the unit circle itself; in 3-D (``dim=3``) the sphere is shown in the plane
+Each row is one :class:`collapse.runs.SimRun`, read from the result store (the ``collapse.simulate`` defaults:
+4 classes x 3 modes, the *tied* model with one embedding per mode so that no single noisy label can be memorised,
+triplet loss with hard negatives), with random or easy positives, at label noise 0 and 0.1. Columns are the snapshots
+the trainer keeps. In 2-D the embedding is the unit circle itself; in 3-D (``dim=3``) the sphere is shown in the plane
 of the first two principal components of the final embedding (an orthographic projection, the same for every step
 of a row). Colour is the class, the marker the mode. With the tied model every sample of a mode sits on one point,
 so a collapsed class is one spot where its three markers overlap.
@@ -16,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from collapse.experiment import COLLAPSE_THRESHOLD, SimConfig, run_simulation
+from collapse.experiment import COLLAPSE_THRESHOLD, SimConfig, make_data, verdict
 from collapse.io import write_csv, write_json
 from collapse.metrics import mode_separation
+from collapse.runs import ResultStore, SimRun, execute
 from paper_repro.figures.common import (
     MARKERS,
     POSITIVE_NAMES,
@@ -54,6 +55,8 @@ class Params:
     negative: str = "hard"
     seeds: int = 3
     seed: int = 0
+    #: The result store of the runs.
+    store: str = "results/store"
 
 
 FULL = {"steps": 1500, "snapshots": (0, 25, 100, 400, 1500), "seeds": 5}
@@ -73,34 +76,36 @@ def draw(out: str | Path, params: Params | None = None, *, full: bool = False, p
     if any(s < 0 or s > p.steps for s in p.snapshots):
         raise ValueError(f"snapshots must lie in [0, steps={p.steps}], got {p.snapshots}")
     out = Path(out)
+    grid = [(noise, rule) for noise in p.noises for rule in p.positives]
+    sims = [SimRun(SimConfig(classes=p.classes, modes=p.modes, dim=p.dim, model=p.model, steps=p.steps, noise=noise,
+                             seeds=p.seeds, seed=p.seed), p.loss, rule, p.negative, snapshot_steps=tuple(p.snapshots))
+            for noise, rule in grid]
+    ex = execute(sims, ResultStore(p.store), progress=progress, desc="snapshots")
+    if not ex.ok:
+        raise RuntimeError(f"a simulation of figure (b) failed: {ex.errors[0]}")
+    data = make_data(sims[0].config)  # every run shares the data (data_seed)
     runs, rows, summary = [], [], []
-    for noise in p.noises:
-        for rule in p.positives:
-            cfg = SimConfig(classes=p.classes, modes=p.modes, dim=p.dim, model=p.model, steps=p.steps, noise=noise,
-                            seeds=p.seeds, seed=p.seed)
-            sim = run_simulation(cfg, p.loss, rule, p.negative, snapshot_steps=tuple(p.snapshots), progress=progress)
-            data = sim.data
-            snaps = {s: sim.train.snapshots[s][0].numpy() for s in p.snapshots}
-            runs.append((noise, rule, sim, snaps))
-            for s, emb in snaps.items():
-                sep = mode_separation(emb, data.y, data.modes)["mode_separation"]
-                summary.append({"noise": noise, "positive": rule, "step": s, "mode_separation_seed0": sep})
-                for i in range(len(data.y)):
-                    rows.append({"noise": noise, "positive": rule, "step": s, "sample": i, "class": int(data.y[i]),
-                                 "mode": int(data.modes[i]), **{f"z{k}": float(v) for k, v in enumerate(emb[i])}})
-            summary.append({"noise": noise, "positive": rule, "step": "final, mean over seeds",
-                            "mode_separation_mean": sim.summary["mode_separation"],
-                            "seeds_collapsed": sim.summary["seeds_collapsed"], "seeds": p.seeds,
-                            "verdict": sim.verdict})
+    for (noise, rule), res in zip(grid, ex.results()):
+        snaps = {s: np.asarray(res["snapshots"][str(s)], dtype=np.float32) for s in p.snapshots}
+        runs.append((noise, rule, res, snaps))
+        for s, emb in snaps.items():
+            sep = mode_separation(emb, data.y, data.modes)["mode_separation"]
+            summary.append({"noise": noise, "positive": rule, "step": s, "mode_separation_seed0": sep})
+            for i in range(len(data.y)):
+                rows.append({"noise": noise, "positive": rule, "step": s, "sample": i, "class": int(data.y[i]),
+                             "mode": int(data.modes[i]), **{f"z{k}": float(v) for k, v in enumerate(emb[i])}})
+        summary.append({"noise": noise, "positive": rule, "step": "final, mean over seeds",
+                        "mode_separation_mean": res["mode_separation"],
+                        "seeds_collapsed": res["seeds_collapsed"], "seeds": p.seeds,
+                        "verdict": verdict(res["mode_separation"])})
 
-    data = runs[0][2].data
     colours = class_palette(data.n_classes)
     lm = local_modes(data.mode_class)
     nr, nc = len(runs), len(p.snapshots)
     with figure_style():
         fig, axes = plt.subplots(nr, nc, figsize=(WIDTH, WIDTH / nc * nr * 0.98 + 0.8), squeeze=False)
         t = np.linspace(0, 2 * np.pi, 400)
-        for i, (noise, rule, sim, snaps) in enumerate(runs):
+        for i, (noise, rule, res, snaps) in enumerate(runs):
             basis = _projection(snaps[p.snapshots[-1]])
             for j, s in enumerate(p.snapshots):
                 ax = axes[i, j]
@@ -118,8 +123,8 @@ def draw(out: str | Path, params: Params | None = None, *, full: bool = False, p
                 ax.set_xticks([-1, 0, 1])
                 ax.set_yticks([-1, 0, 1])
                 if j == 0:
-                    verdict = f"{int(sim.summary['seeds_collapsed'])}/{p.seeds} seeds collapsed"
-                    ax.set_ylabel(f"{POSITIVE_NAMES[rule]}\nnoise {noise:g}\n({verdict})\n\n"
+                    outcome = f"{int(res['seeds_collapsed'])}/{p.seeds} seeds collapsed"
+                    ax.set_ylabel(f"{POSITIVE_NAMES[rule]}\nnoise {noise:g}\n({outcome})\n\n"
                                   + ("y" if p.dim == 2 else "PC 2"), fontsize=8.5)
                 if i == nr - 1:
                     ax.set_xlabel("x" if p.dim == 2 else "PC 1")
@@ -140,12 +145,12 @@ def draw(out: str | Path, params: Params | None = None, *, full: bool = False, p
         f"Embeddings of {p.classes} classes x {p.modes} modes on {where}, at training steps "
         f"{', '.join(map(str, p.snapshots))} (columns), for random and easy positives at label noise "
         f"{' and '.join(f'{n:g}' for n in p.noises)} (rows); colour = class, marker = mode. Each row is seed 0 of a "
-        f"{p.seeds}-seed run of collapse.experiment.run_simulation ({p.loss} loss, {p.negative} negatives, tied "
+        f"{p.seeds}-seed collapse.runs.SimRun ({p.loss} loss, {p.negative} negatives, tied "
         "model: one point per mode); panel titles give that snapshot's mode separation (mean distance between the "
         f"mode centroids of a class; collapsed below {COLLAPSE_THRESHOLD}), row labels the final verdict over all "
         "seeds. With noise, random positives pull the modes of each class onto one point; easy positives keep them "
         "apart."
     )
     return FigureResult(KEY, NAME, png, [csv_path, json_path], caption,
-                        source="collapse.experiment.run_simulation (snapshot_steps)", seed=p.seed,
+                        source="collapse.runs.SimRun (snapshot_steps), read from the result store", seed=p.seed,
                         params=params_dict(p), extra={"summary": [r for r in summary if "verdict" in r]})

@@ -16,6 +16,7 @@ TINY = ["--batch-sizes", "16", "--eval-sizes", "200", "--nmi-sizes", "", "--repe
 
 
 def test_tiny_run_writes_files_and_passes(tmp_path, capsys):
+    (tmp_path / "R.md").write_text("# R\n\n<!-- bench:start -->\nold\n<!-- bench:end -->\n")
     code = cli.main([*TINY, "--sections", "loss,eval", "--out", str(tmp_path), "--readme", str(tmp_path / "R.md")])
     out = capsys.readouterr().out
     assert code == 0, out
@@ -23,7 +24,26 @@ def test_tiny_run_writes_files_and_passes(tmp_path, capsys):
     assert {r["section"] for r in data["rows"]} == {"loss", "eval"}
     assert all(r["check"] in ("ok", "n/a") for r in data["rows"])
     assert "all correctness checks passed" in out and "triplet EPS/semihard" in out
-    assert "<!-- bench:start -->" in (tmp_path / "R.md").read_text()
+    assert "<!-- bench:start -->" in (tmp_path / "R.md").read_text() and "old" not in (tmp_path / "R.md").read_text()
+
+
+def test_readme_must_exist_with_the_markers_and_out_must_be_writable(tmp_path, capsys):
+    """Reproduction 5 of issue 10: --readme MISSING/README.md created the folder and the file and exited 0."""
+    no_marks = tmp_path / "plain.md"
+    no_marks.write_text("# notes\n")
+    (tmp_path / "FILE").write_text("x")
+    for extra, match in [
+        (["--readme", str(tmp_path / "MISSING" / "README.md")], "does not exist"),
+        (["--readme", str(no_marks)], "lacks the markers"),
+        (["--out", str(tmp_path / "FILE" / "bench")], "FILE is a file"),
+        (["--batch-sizes", ","], "--batch-sizes must name at least one value"),
+    ]:
+        with pytest.raises(SystemExit) as exc:
+            cli.main([*TINY, "--sections", "loss", "--out", str(tmp_path / "out"), *extra])
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and match in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "MISSING").exists() and no_marks.read_text() == "# notes\n"
+    assert not (tmp_path / "out" / "bench.json").exists()
 
 
 def test_a_failed_check_exits_1_and_names_the_case(tmp_path, capsys, monkeypatch):

@@ -151,3 +151,28 @@ def test_cli_rejects_bad_workers(capsys):
         main(["--workers", "0"])
     assert exc.value.code == 2
     assert "--workers must be >= 1" in capsys.readouterr().err
+
+
+def test_unwritable_outputs_are_refused_before_any_check(tmp_path, capsys):
+    """Reproduction 4 of issue 10: --out FILE/claims.md, FILE a file, failed with a traceback after minutes."""
+    (tmp_path / "FILE").write_text("x")
+    for flag in ("--out", "--json"):
+        with pytest.raises(SystemExit) as exc:
+            main([flag, str(tmp_path / "FILE" / "claims.md"), "--store", str(tmp_path / "store")])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "FILE is a file" in err[0]
+    assert not (tmp_path / "store" / "records").exists() or not any((tmp_path / "store" / "records").iterdir())
+
+
+def test_the_ledger_reads_the_real_table_it_is_given_not_the_working_directory(tmp_path, monkeypatch):
+    from collapse.claims.evidence import DEFAULT_REAL_TABLE, paper_repro_results
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "paper_repro_table.json").write_text('{"summary": [], "planted": true}')
+    got = paper_repro_results()
+    assert got is None or "planted" not in got  # a table in the working directory is never picked up
+    assert DEFAULT_REAL_TABLE.is_absolute()
+    assert paper_repro_results(tmp_path / "figures" / "paper_repro_table.json")["planted"] is True
+    assert paper_repro_results(None) is None

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from collapse.io import write_json
+from collapse.runs import ResultStore
 from paper_repro.experiments import (
     NOISY_NEGATIVES,
     QUICK,
@@ -51,7 +52,14 @@ def test_table_from_saved_runs(tmp_path, capsys):
     for r in runs:
         if (r.positive, r.seed) in values:
             fake_finish(r, values[(r.positive, r.seed)])
-    rows, missing = collect(runs)
+    store = ResultStore(tmp_path / "store").prepare()
+    rows, missing = collect(runs, store)
+    assert missing == 6 and rows == []  # nothing recorded yet: the table reads records, not folders
+    from paper_repro.experiments import train_runs
+    from paper_repro.train_run import record_finished
+
+    assert record_finished(train_runs(runs), store) == 5
+    rows, missing = collect(runs, store)
     assert missing == 1 and len(rows) == 5
     rnd, easy = summarise(rows)
     assert rnd["positive"] == "random" and rnd["seeds"] == 3
@@ -61,19 +69,48 @@ def test_table_from_saved_runs(tmp_path, capsys):
     assert easy["easy_better_seeds"] == "2/2"
 
     code = main(["collapse", "--quick", "--table-only", "--datasets", "mnist-groups", "--losses", "triplet",
-                 "--no-zero-shot", "--no-reference", "--out-dir", str(tmp_path)])  # fmt: skip
+                 "--no-zero-shot", "--no-reference", "--out-dir", str(tmp_path),
+                 "--store", str(tmp_path / "store2")])  # fmt: skip
     assert code == 0
-    md = (tmp_path / "collapse_table.md").read_text()
+    (md_path,) = tmp_path.glob("collapse_table_*.md")
+    md = md_path.read_text()
     assert "0.550 ± 0.050" in md and "1 planned run(s) have not finished" in md and "--table-only" in md
-    saved = json.loads((tmp_path / "collapse_table.json").read_text())
+    saved = json.loads(md_path.with_suffix(".json").read_text())
     assert saved["missing"] == 1 and len(saved["runs"]) == 5
     assert "0.550 ± 0.050" in capsys.readouterr().out
 
 
-def test_bad_arguments_are_one_line_errors(capsys):
-    assert main(["collapse", "--datasets", "cifar", "--table-only"]) == 2
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["--datasets", "cifar"], "--datasets must be one of fashion-mnist-super, mnist-groups; got 'cifar'"),
+        (["--losses", ","], "--losses must name at least one value"),
+        (["--datasets", ""], "--datasets must name at least one value"),
+    ],
+)
+def test_bad_arguments_are_one_line_errors(argv, match, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        main(["collapse", *argv, "--table-only", "--out-dir", str(tmp_path), "--store", str(tmp_path / "s")])
     err = capsys.readouterr().err.strip()
-    assert "--datasets must name some of" in err and "\n" not in err
+    assert exc.value.code == 2 and match in err and "\n" not in err
+    assert not any(tmp_path.iterdir())  # refused before anything was written
+
+
+def test_an_experiment_never_writes_figures_or_the_working_directory(tmp_path, monkeypatch, capsys):
+    """Reproduction 1 of issue 10: --table-only --steps 5 --out-dir SOMEWHERE rewrote figures/paper_repro_table.* of
+    the working directory with an empty table."""
+    cwd = tmp_path / "cwd"
+    (cwd / "figures").mkdir(parents=True)
+    committed = cwd / "figures" / "paper_repro_table.md"
+    committed.write_text("the committed table")
+    monkeypatch.chdir(cwd)
+    code = main(["collapse", "--table-only", "--no-reference", "--steps", "5", "--out-dir", str(tmp_path / "SOME"),
+                 "--store", str(tmp_path / "store")])
+    assert code == 0
+    assert committed.read_text() == "the committed table"
+    assert sorted(p.name for p in cwd.rglob("*")) == ["figures", "paper_repro_table.md"]
+    (table,) = (tmp_path / "SOME").glob("collapse_table_*.json")
+    assert json.loads(table.read_text())["in_figure"] is False  # --steps 5 is not the full study
 
 
 def test_noisy_plan_runs_triplet_with_two_negatives_and_keeps_the_clean_names(tmp_path):
@@ -103,9 +140,15 @@ def test_figure_gathers_the_clean_and_the_noisy_study(tmp_path):
                              zero_shot=False)  # fmt: skip
         for r in runs:
             fake_finish(r, fine=0.5 + 0.1 * (r.positive == "easy") - eps + 0.01 * r.seed)
-        rows, missing = collect(runs)
+        store = ResultStore(tmp_path / "store").prepare()
+        from paper_repro.experiments import train_runs
+        from paper_repro.train_run import record_finished
+
+        record_finished(train_runs(runs), store)
+        rows, missing = collect(runs, store)
         write_tables(rows, settings, tmp_path, f"cmd {eps}", missing, in_figure=True)
-        tables[eps] = json.loads((tmp_path / f"{settings.study}_table.json").read_text())
+        (path,) = tmp_path.glob(f"{settings.study}_table_*.json")
+        tables[eps] = json.loads(path.read_text())
     write_tables([], replace(QUICK, label_noise=0.3), tmp_path, "cmd 0.3", 6)  # not a full study: left out
     md = write_figure(tmp_path, tmp_path / "fig.md", tmp_path / "fig.json")
     fig = json.loads((tmp_path / "fig.json").read_text())
@@ -124,8 +167,10 @@ def test_figure_gathers_the_clean_and_the_noisy_study(tmp_path):
 
 
 def test_noisy_options_are_checked_in_one_line(capsys):
-    assert main(["collapse", "--label-noise", "0.2", "--table-only"]) == 2
+    with pytest.raises(SystemExit):
+        main(["collapse", "--label-noise", "0.2", "--table-only"])
     assert "belong to the 'noisy' study" in capsys.readouterr().err
-    assert main(["noisy", "--label-noise", "1.5", "--table-only"]) == 2
+    with pytest.raises(SystemExit):
+        main(["noisy", "--label-noise", "1.5", "--table-only"])
     err = capsys.readouterr().err.strip()
     assert "--label-noise must be in (0" in err and "\n" not in err

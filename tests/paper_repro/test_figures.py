@@ -11,12 +11,12 @@ import pytest
 import torch
 
 from collapse.theory import ModeModel, population_loss
+from collapse.theory.anchor_forces import anchor_forces
 from collapse.theory.force import collapse_force, eps_force
+from collapse.theory.force_measure import layered_configuration, pair_coefficients
 from collapse.theory.population import build_loss
 from paper_repro.figures import FIGURES, build, figure_module, resolve_keys
 from paper_repro.figures.__main__ import main
-from paper_repro.figures.collapse_force import layered_configuration, pair_coefficients
-from paper_repro.figures.pull_arrows import anchor_forces
 from paper_repro.figures.real_runs import RealParams, find_pairs, get_runs
 from paper_repro.figures.retrieval_grid import match_kinds
 
@@ -32,17 +32,19 @@ def real(tmp_path_factory) -> RealParams:
     make_idx_set(root / "data" / "mnist", n_train=150, n_test=60, hw=6)
     return RealParams(dataset="mnist-groups", data_root=str(root / "data"), runs_root="",
                       train_root=str(root / "runs"), steps=4, eval_every=2, train_samples=None, eval_samples=None,
-                      batch_classes=3, samples_per_class=4, dim=8)
+                      batch_classes=3, samples_per_class=4, dim=8, store=str(root / "store"))
 
 
 def tiny_params(real: RealParams) -> dict:
     mods = {k: figure_module(k) for k in FIGURES}
+    store = real.store
     return {
-        "a": mods["a"].Params(classes=2, modes=2, samples_per_mode=6, steps=12, moments=(4, 12)),
-        "b": mods["b"].Params(classes=2, modes=2, steps=10, snapshots=(0, 10), seeds=1),
+        "a": mods["a"].Params(classes=2, modes=2, samples_per_mode=6, steps=12, moments=(4, 12), store=store),
+        "b": mods["b"].Params(classes=2, modes=2, steps=10, snapshots=(0, 10), seeds=1, store=store),
         "c": mods["c"].Params(losses=("triplet",), eps_grid=(0.0, 0.2), m_grid=(3, 4), k_grid=(2, 3), seeds=1,
-                              steps=8, n_jobs=1),
-        "d": mods["d"].Params(classes=3, modes=2, eps_points=(0.0, 0.3), m_points=(2, 4), n_batches=8, replicates=2),
+                              steps=8, n_jobs=1, store=store),
+        "d": mods["d"].Params(classes=3, modes=2, eps_points=(0.0, 0.3), m_points=(2, 4), n_batches=8, replicates=2,
+                              store=store),
         "e": mods["e"].Params(real=real, max_points=50),
         "f": mods["f"].Params(real=real, queries_per_class=1, k=3),
         "g": mods["g"].Params(real=real),
@@ -51,8 +53,9 @@ def tiny_params(real: RealParams) -> dict:
 
 def test_every_figure_writes_png_data_and_manifest(tmp_path, real):
     out = tmp_path / "figs"
-    manifest = build(None, out, params=tiny_params(real), progress=False)
-    assert set(manifest["figures"]) == set(FIGURES)
+    drawn = [k for k in FIGURES if k != "h"]  # h is a table, tested below
+    manifest = build(drawn, out, params=tiny_params(real), progress=False)
+    assert set(manifest["figures"]) == set(drawn)
     for key, entry in manifest["figures"].items():
         for field in ("key", "name", "file", "data", "caption", "command", "source", "seed", "git_commit", "params"):
             assert field in entry, (key, field)
@@ -166,10 +169,12 @@ def test_keys_and_cli_errors(capsys):
     assert resolve_keys(None) == list(FIGURES)
     with pytest.raises(ValueError, match="unknown figure 'z'; allowed: a"):
         resolve_keys("z")
-    assert main(["--only", "z"]) == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["--only", "z"])
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "unknown figure 'z'" in err
-    assert main(["--seed", "-1"]) == 2
+    assert exc.value.code == 2 and err.count("\n") == 1 and "unknown figure 'z'" in err
+    with pytest.raises(SystemExit):
+        main(["--seed", "-1"])
     assert main(["--list"]) == 0
     assert "g  training_curves" in capsys.readouterr().out
 
@@ -182,3 +187,27 @@ def test_bad_parameters_are_one_line_errors(tmp_path):
         c.draw(tmp_path, c.Params(method="umap"))
     with pytest.raises(TypeError, match="params must be a Params"):
         a.draw(tmp_path, c.Params())
+
+
+def test_the_real_table_is_gathered_only_by_the_figures_command(tmp_path):
+    from paper_repro.experiments import QUICK, write_tables
+
+    h = figure_module("h")
+    with pytest.raises(ValueError, match="no full-study table under"):
+        h.draw(tmp_path / "figs", h.Params(runs_root=str(tmp_path / "runs")))
+    row = {"study": "collapse", "dataset": "mnist-groups", "loss": "triplet", "negative": "semihard",
+           "positive": "random", "label_noise": 0.0, "seed": 0, "seconds": 1.0, "recall_at_1": 0.9,
+           "fine_recall_at_1_within_coarse": 0.5, "fine_chance": 0.3, "nmi": 0.5, "map_at_r": 0.6, "submode_nmi": 0.2}
+    (tmp_path / "runs").mkdir()
+    write_tables([row], QUICK, tmp_path / "runs", "cmd", 0, in_figure=True, keys=["k1"])
+    result = h.draw(tmp_path / "figs", h.Params(runs_root=str(tmp_path / "runs")))
+    assert result.png.name == "paper_repro_table.md" and "0.500" in result.png.read_text()
+    assert json.loads((tmp_path / "figs" / "paper_repro_table.json").read_text())["studies"][0]["study"] == "collapse"
+
+
+def test_the_figures_folder_is_checked_before_any_compute(tmp_path, capsys):
+    (tmp_path / "FILE").write_text("x")
+    with pytest.raises(SystemExit) as exc:
+        main(["--out", str(tmp_path / "FILE" / "figs"), "--only", "d"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2 and len(err) == 1 and "FILE is a file" in err[0]
