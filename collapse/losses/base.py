@@ -7,12 +7,32 @@
 and returns a :class:`~collapse.losses.terms.LossOutput`. Embeddings are ``(B, d)`` for one batch or
 ``(G, B, d)`` for G independent runs trained in one tensor program; labels are ``(B,)`` or ``(G, B)``.
 
-Cost. When the sampler picks one negative per positive pair and the loss reads the distance only at its tuples
-(``pairwise_terms``), the matrix is computed once without autograd, for the selection only, and the distances the
-terms need are recomputed with autograd from the embeddings (:meth:`~collapse.distances.Distance.pairs`): the
-backward pass is O(T d) for T tuples instead of O(B^2 d), and no (B, B) tensor is kept for it. Those values equal
-the matrix entries up to rounding. Otherwise (all negatives, or more tuple work than the matrix) the matrix
-carries autograd.
+Two layouts, one implementation. Each loss writes its per-tuple math once, as term functions of distance values
+(e.g. :meth:`TripletMarginLoss.term(d_ap, d_an) <collapse.losses.triplet.TripletMarginLoss.term>`), and applies
+them in two layouts:
+
+* **fixed-shape** (:meth:`MetricLoss.anchor_terms`), the training step of every sampler that picks one positive per
+  anchor (easy, hard or random positives, with any negative rule): the sampler returns an
+  :class:`~collapse.sampling.selection.AnchorSelection` (``(G, B)`` indices and validity masks; for ``all``
+  negatives a ``(G, B, B)`` mask), the terms are computed for every anchor and carry the mask, and the reducers
+  weight by it. No shape depends on the data and nothing reads a value back from the device, so
+  ``torch.compile(fullgraph=True, dynamic=False)`` captures the whole forward and backward (one graph, zero graph
+  breaks; tests/losses/test_fixed_shape.py) and a GPU can replay it as one CUDA graph;
+* **listed** (:meth:`MetricLoss.compute_terms`): index tuples (:class:`~collapse.sampling.tuples.Tuples`), for the
+  ``all`` positive rule, for the theory (which weights given tuples) and for rule subclasses that list their own.
+
+The listed view of a fixed-shape step (``LossOutput.terms``/``.tuples``) is derived from the masks on first read,
+so the per-tuple API stays what it was; tests check that both layouts give the same values and gradients. We chose
+shared term functions over making one layout the only one because the theory needs the listed layout with its own
+tuples and weights, and the all-positives rule has no fixed per-anchor shape; the formulas are not duplicated.
+
+Cost. When the terms read the distance only at ``D[g, a, p(a)]`` and ``D[g, a, n(a)]`` (one negative per anchor),
+the matrix is computed once without autograd, for the selection only, and those distances are recomputed with
+autograd from the embeddings (:class:`PairDistances`, :func:`~collapse._fastgrad.pair_distance`): the backward pass
+is O(B d) instead of O(B^2 d), and no (B, B) tensor is kept for it. They equal the matrix entries up to rounding.
+Terms that read whole rows (``all`` negatives, multi-similarity) take the matrix with autograd (for cosine, the
+Gram matrix with a one-product backward, :func:`~collapse._fastgrad.gram`). In the listed layout, a step with more
+tuple work than the matrix uses the matrix with autograd.
 """
 
 from __future__ import annotations
