@@ -73,6 +73,7 @@ def as_groups(embeddings: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Ten
     # min/max propagate NaN and inf, and are one vectorised pass (isfinite().all() is several times slower on CPU).
     # Under torch.compile the check would split the graph (it reads values back); a compiled step skips it.
     if embeddings.numel() and not torch.compiler.is_compiling():
+        # The one read-back of an eager step (on a GPU it waits for the device): bad input must fail clearly.
         if not all(math.isfinite(float(v)) for v in torch.aminmax(embeddings.detach())):
             raise ValueError("embeddings contain NaN or inf")
     return embeddings, labels

@@ -138,16 +138,18 @@ class Sampler:
         """The fixed-shape selection (:class:`~collapse.sampling.selection.AnchorSelection`) of a ``(G, B, B)``
         distance matrix, for samplers with :attr:`per_anchor`.
 
-        Eager calls on the built-in nearest/farthest rules take the exact fast path of
-        :mod:`collapse.sampling.fused` (it reads the largest label count, a host read); under ``torch.compile``
-        every rule runs on the dense label masks, so nothing depends on the data's values.
+        Eager CPU calls on the built-in nearest/farthest rules take the exact fast path of
+        :mod:`collapse.sampling.fused` (it reads the largest label count back); on a GPU and under
+        ``torch.compile`` every rule runs on the dense label masks, so nothing waits for the device.
         """
         if not self.per_anchor:
             raise TypeError(f"{self!r} does not pick one positive per anchor; call the sampler for index tuples")
         dist = dist.detach()
         n_groups, batch = labels.shape
-        compiling = torch.compiler.is_compiling()
-        fused_pos = not compiling and batch > 0 and type(self.positive) in (EasyPositive, HardPositive)
+        # The fused rules read the largest label count back (a host sync), and pay off where boolean masks are slow:
+        # eager CPU steps only. On a GPU and under torch.compile every rule runs on the dense masks.
+        host = dist.device.type == "cpu" and not torch.compiler.is_compiling()
+        fused_pos = host and batch > 0 and type(self.positive) in (EasyPositive, HardPositive)
         fused_neg = (
             fused_pos
             and type(self.negative) in (HardNegative, SemiHardNegative)
