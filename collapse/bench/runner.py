@@ -268,10 +268,19 @@ def _measure(config: BenchConfig, device: torch.device, fn_a, fn_b) -> list[_Sid
             continue
         if config.compile and fn is fn_a:
             fn()  # compile outside the memory probe
-        t0 = time.perf_counter()
-        peak = peak_memory(fn, device=device)
-        synchronize(device)
-        probe.append(time.perf_counter() - t0)
+        # The probe's time is the call's own: the memory bookkeeping around it (gc, malloc_trim, resetting the
+        # kernel's high-water mark) can take seconds on a loaded machine and must not count as the step.
+        seconds: list[float] = []
+
+        def timed(fn=fn) -> None:
+            synchronize(device)
+            t0 = time.perf_counter()
+            fn()
+            synchronize(device)
+            seconds.append(time.perf_counter() - t0)
+
+        peak = peak_memory(timed, device=device)
+        probe.append(seconds[0])
         side.peak_mb, side.rise_mb = peak.peak_mb, peak.rise_mb
     slowest = max(probe)
     if slowest > config.budget:
