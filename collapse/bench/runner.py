@@ -272,7 +272,7 @@ def _measure(config: BenchConfig, device: torch.device, fn_a, fn_b) -> list[_Sid
         # kernel's high-water mark) can take seconds on a loaded machine and must not count as the step.
         seconds: list[float] = []
 
-        def timed(fn=fn) -> None:
+        def timed(fn=fn, seconds=seconds) -> None:
             synchronize(device)
             t0 = time.perf_counter()
             fn()

@@ -121,7 +121,6 @@ def test_probe_time_is_the_call_not_the_memory_bookkeeping(monkeypatch):
     import time
 
     from collapse.bench import runner
-
     from collapse.bench.measure import Peak
 
     def slow_peak(fn, *, device="cpu"):  # bookkeeping that takes long, around a call that does not
