@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install simulate test lint figures claims clean
+.PHONY: install simulate test lint figures claims notebooks notebooks-html clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -26,8 +26,18 @@ figures: install
 claims: install
 	$(BIN)/python -m collapse.claims
 
+# JupyterLab on notebooks/ with the project's kernel; it prints the URL to open. On a machine without a browser:
+# make notebooks JUPYTER_ARGS="--no-browser --port 8890"
+JUPYTER_ARGS ?=
+notebooks: install
+	$(BIN)/python tools/open_notebooks.py $(JUPYTER_ARGS)
+
+# Executed copies to read, plots inline: build/notebooks/*.html (index.html lists them)
+notebooks-html: install
+	$(BIN)/python tools/render_notebooks.py
+
 lint: install
 	$(BIN)/python -m ruff check collapse paper_repro tests
 
 clean:
-	rm -rf $(VENV) results .pytest_cache .hypothesis
+	rm -rf $(VENV) results build .pytest_cache .hypothesis

@@ -17,7 +17,7 @@ import torch
 from collapse._validation import check_choice, check_int, check_real
 from collapse.data import LAYOUTS, NOISE_MODELS, LabelNoise, MultiModeData, make_multimode
 from collapse.losses import LOSSES, MetricLoss, make_loss
-from collapse.metrics import collapse_report, mode_separation
+from collapse.metrics import collapse_report, collapse_verdict, instrument_report, mode_separation
 from collapse.optimize import MODELS, OPTIMIZERS, SCHEDULES, TrainResult, make_model, train_embeddings
 from collapse.sampling import NEGATIVE_RULES, POSITIVE_RULES, PKBatchSampler
 
@@ -25,7 +25,9 @@ __all__ = [
     "COLLAPSE_THRESHOLD",
     "MEASURES",
     "SimConfig",
+    "STATE_KEYS",
     "SimResult",
+    "instrument_margin",
     "make_data",
     "measure_groups",
     "run_simulation",
@@ -35,15 +37,24 @@ __all__ = [
     "with_overrides",
 ]
 
-#: A configuration counts as collapsed when the mean distance between the mode centroids of a class, on the
-#: unit sphere (diameter 2), is below this. It is absolute on purpose: under label noise the random-positive
-#: minimiser also pulls the classes to within one margin of each other, so a ratio to the class spacing
-#: understates collapse. Measured at the defaults: collapsed runs sit below 0.05, runs that keep their modes
-#: above 0.3, so the verdict is not sensitive to the exact value.
+#: The old fixed threshold on the mean distance between the mode centroids of a class (unit sphere). No longer the
+#: verdict of a simulation (see :func:`verdict`); kept for the theory's population minimiser, whose modes are
+#: single points on the sphere, and as a reference in old result files.
 COLLAPSE_THRESHOLD = 0.1
-#: ``"separation"``: only :func:`collapse.metrics.mode_separation` per run (cheap); ``"full"``: every measure of
-#: :func:`collapse.metrics.collapse_report` (adds k-means sub-mode recovery, about 20 ms a run).
+#: ``"separation"``: :func:`collapse.metrics.mode_separation` and the instrument without its k-means measures
+#: (enough for the verdict); ``"full"``: every measure of :func:`collapse.metrics.collapse_report` and of
+#: :func:`collapse.metrics.instrument_report` (the instrument's keys win where both define one).
 MEASURES = ("separation", "full")
+
+#: Per-seed 0/1 keys of the instrument's verdict (:func:`collapse.metrics.collapse_verdict`); their seed means are
+#: the fractions of seeds in each state.
+STATE_KEYS = {
+    "collapsed": "state_collapsed",
+    "partly collapsed": "state_partly",
+    "modes kept": "state_kept",
+    "degenerate (whole space shrunk)": "state_shrunk",
+    "degenerate (no class structure)": "state_no_classes",
+}
 
 
 @dataclass(frozen=True)
@@ -153,9 +164,44 @@ def make_data(config: SimConfig) -> MultiModeData:
     )
 
 
-def verdict(mode_separation: float) -> str:
-    """``"collapsed"`` if the modes of a class sit within :data:`COLLAPSE_THRESHOLD` of each other."""
-    return "collapsed" if mode_separation < COLLAPSE_THRESHOLD else "modes kept"
+def instrument_margin(loss_fn: MetricLoss) -> float:
+    r"""The margin the collapse instrument judges a loss's embedding against (its resolution is half of it).
+
+    Triplet and margin loss: their margin :math:`\alpha`. Contrastive: ``neg_margin - pos_margin``, the gap it puts
+    between positives and negatives. NCA: :math:`\sqrt{2\tau}`, the distance on the unit sphere whose cosine
+    similarity differs by one temperature (one unit of logit). Multi-similarity: :math:`\sqrt{2/\beta}`, the same
+    for its negative scale :math:`\beta`. SupCon and L_spread: :math:`\sqrt{2\tau}` as NCA. SoftTriple and sub-centre
+    ArcFace, whose ``margin`` is not a distance: :math:`\sqrt{2/s}` at their logit scale s (SoftTriple's
+    :math:`\lambda`, ArcFace's s), as multi-similarity.
+    """
+    from collapse.losses import SoftTripleLoss, SubCenterArcFaceLoss
+
+    if isinstance(loss_fn, SoftTripleLoss):
+        return float(np.sqrt(2.0 / loss_fn.la))
+    if isinstance(loss_fn, SubCenterArcFaceLoss):
+        return float(np.sqrt(2.0 / loss_fn.scale))
+    if hasattr(loss_fn, "margin"):
+        return float(loss_fn.margin)
+    if hasattr(loss_fn, "neg_margin"):
+        return float(loss_fn.neg_margin - loss_fn.pos_margin)
+    if hasattr(loss_fn, "temperature"):
+        return float(np.sqrt(2.0 * loss_fn.temperature))
+    if hasattr(loss_fn, "beta"):
+        return float(np.sqrt(2.0 / float(loss_fn.beta)))
+    raise ValueError(f"loss_fn must be one of the losses in collapse.losses, got {type(loss_fn).__name__}")
+
+
+def verdict(summary: dict[str, float]) -> str:
+    """The verdict of a configuration from its seed summary: the state most seeds are in (the instrument's
+    :func:`collapse.metrics.collapse_verdict` per seed, :data:`STATE_KEYS`); ties go to the earlier state of
+    :data:`STATE_KEYS`. A partial collapse quotes the mean number of merges of the seeds."""
+    fractions = {state: float(summary.get(key, float("nan"))) for state, key in STATE_KEYS.items()}
+    if not any(np.isfinite(v) for v in fractions.values()):
+        raise ValueError("summary must hold the instrument's state_* fractions (measure_groups output)")
+    best = max(fractions, key=lambda k: (fractions[k] if np.isfinite(fractions[k]) else -1.0))
+    if best == "partly collapsed":
+        return f"partly collapsed ({summary['merges']:.3g} of {summary['merges_possible']:.3g} merges)"
+    return best
 
 
 def seed_summary(per_seed: list[dict[str, float]]) -> dict[str, float]:
@@ -173,23 +219,35 @@ def measure_groups(
     data: MultiModeData,
     groups: range | list[int],
     *,
-    margin: float | None,
+    margin: float,
     seed: int,
     measures: str = "full",
+    losses: np.ndarray | None = None,
 ) -> list[dict[str, float]]:
     """The collapse measures of the trained groups ``groups`` of ``embeddings`` (G, n, d): the one per-seed
     measurement of every simulation (``run_simulation``, the phase diagrams, the sweeps).
 
-    ``measures="full"``: :func:`collapse.metrics.collapse_report` (k-means sub-mode recovery seeded with
-    ``seed + g``); ``"separation"``: :func:`collapse.metrics.mode_separation` only (cheap).
+    ``margin`` is the loss's :func:`instrument_margin`; ``losses`` (G,) the final loss of every group (for
+    ``loss_over_margin``). ``measures="full"``: :func:`collapse.metrics.collapse_report` and
+    :func:`collapse.metrics.instrument_report` (k-means seeded with ``seed + g``); ``"separation"``:
+    :func:`collapse.metrics.mode_separation` and the instrument without k-means. Both add the verdict as the 0/1
+    keys of :data:`STATE_KEYS` and ``merges``.
     """
     check_choice("measures", measures, MEASURES)
+    margin = check_real("margin", margin, low=0.0, low_inclusive=False)
+    full = measures == "full"
     out = []
     for g in groups:
-        if measures == "full":
-            rep = collapse_report(embeddings[g], data.y, data.modes, margin=margin, random_state=seed + g)
+        emb = embeddings[g]
+        if full:
+            rep = collapse_report(emb, data.y, data.modes, margin=margin, random_state=seed + g)
         else:
-            rep = mode_separation(embeddings[g], data.y, data.modes, margin)
+            rep = mode_separation(emb, data.y, data.modes, margin)
+        loss = None if losses is None else float(losses[g])
+        inst = instrument_report(emb, data.y, data.modes, margin=margin, loss=loss, kmeans=full, random_state=seed + g)
+        v = collapse_verdict(inst)
+        state = v.state if v.state != "degenerate" else str(v)  # the two kinds of degeneracy are two states here
+        rep |= inst | {key: float(state == name) for name, key in STATE_KEYS.items()}
         out.append({k: float(v) for k, v in rep.items()})
     return out
 
@@ -231,6 +289,7 @@ def train_configuration(
         negative,
         num_classes=data.n_classes,
         num_groups=G,
+        embedding_dim=config.dim,
         random_state=gen,
         **(loss_kwargs or {}),
     )
@@ -289,11 +348,11 @@ def run_simulation(
         loss_kwargs=loss_kwargs,
     )
     G = config.seeds
-    margin = getattr(loss_fn, "margin", None)
-    per_seed = measure_groups(train.embeddings.numpy(), data, range(G), margin=margin, seed=config.seed)
+    per_seed = measure_groups(train.embeddings.numpy(), data, range(G), margin=instrument_margin(loss_fn),
+                              seed=config.seed, losses=train.loss_history[-1].numpy())
     summary = seed_summary(per_seed)
     summary["final_loss"] = float(train.loss_history[-1].mean())
-    summary["seeds_collapsed"] = float(sum(r["mode_separation"] < COLLAPSE_THRESHOLD for r in per_seed))
+    summary["seeds_collapsed"] = float(sum(r["state_collapsed"] for r in per_seed))
     neg = negative if negative is not None else loss_fn.sampler.negative.name
     return SimResult(
         loss=loss,
@@ -302,7 +361,7 @@ def run_simulation(
         config=config,
         per_seed=per_seed,
         summary=summary,
-        verdict=verdict(summary["mode_separation"]),
+        verdict=verdict(summary),
         train=train,
         data=data,
     )
@@ -311,3 +370,4 @@ def run_simulation(
 def with_overrides(config: SimConfig, **overrides) -> SimConfig:
     """A copy of ``config`` with some fields replaced (validated again)."""
     return replace(config, **overrides)
+

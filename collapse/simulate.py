@@ -28,7 +28,7 @@ import numpy as np
 from collapse._validation import check_choice, check_int, check_real
 from collapse.cli import OneLineParser, parse_list
 from collapse.data import LAYOUTS, NOISE_MODELS
-from collapse.experiment import COLLAPSE_THRESHOLD, SimConfig, make_data
+from collapse.experiment import STATE_KEYS, SimConfig, make_data
 from collapse.io import write_csv, write_json
 from collapse.losses import LOSSES
 from collapse.optimize import MODELS
@@ -39,14 +39,30 @@ DEFAULT_STORE = "results/store"
 DEFAULT_LOSSES = "triplet,contrastive,margin,multisimilarity,nca"
 TABLE_COLUMNS = (
     ("loss", "loss", "{:<15}"),
-    ("positive", "pos", "{:<7}"),
-    ("mode_separation", "mode sep", "{:>8.3f}"),
-    ("mode_separation_ratio", "sep/class", "{:>9.3f}"),
-    ("intra_inter_ratio", "intra/inter", "{:>11.3f}"),
-    ("cdnv", "CDNV", "{:>8.3g}"),
-    ("modes_recovered", "modes", "{:>5.2f}"),
-    ("seeds_collapsed", "coll.", "{:>5.0f}"),
+    ("positive", "pos", "{:<6}"),
+    ("merges_cell", "merges", "{:>7}"),
+    ("submode_separation_over_margin", "sep/mrg", "{:>7.2f}"),
+    ("submode_separation_over_spacing", "sep/cls", "{:>7.2f}"),
+    ("radius_over_margin", "R/mrg", "{:>6.2g}"),
+    ("loss_over_margin", "L/mrg", "{:>5.2f}"),
+    ("class_map_at_r", "MAP@R", "{:>5.2f}"),
+    ("class_map_at_r_null", "null", "{:>5.2f}"),
+    ("fine_precision_at_1", "fineP1", "{:>6.2f}"),
+    ("states_cell", "C/P/K/Ds/Dn", "{:>11}"),
     ("verdict", "verdict", "{:<10}"),
+)
+STATE_CODES = "C/P/K/Ds/Dn"
+LEGEND = (
+    "merges = merged mode pairs per seed (of sum_c (K_c - 1)), merged when the noise-corrected centroid distance "
+    "< max(margin/2, spread_k + spread_k'); sep/mrg, sep/cls = sub-mode separation over the margin and over the "
+    "distance to the nearest other class; R/mrg = global radius / margin; L/mrg = final loss / margin (1 = the "
+    "trivial solution's value); MAP@R = class MAP@R at the margin's resolution, null = the same with modes dealt to "
+    "classes at random; fineP1 = fine-label P@1 within classes at that resolution (chance {chance:.2f}).\n"
+    "verdict per seed (collapse.metrics.collapse_verdict, docs/measures.md): degenerate if R < margin/2 (Ds: whole "
+    "space shrunk) or MAP@R does not beat null by 3 sd (Dn: no class structure); else collapsed (every merge "
+    "made), partly collapsed (some) or modes kept (none). C/P/K/Ds/Dn = seeds in each state; the row's verdict is the "
+    "state of most seeds. margin = the loss's margin (contrastive: neg - pos margin; NCA: sqrt(2 temperature); "
+    "multi-similarity: sqrt(2/beta))."
 )
 
 
@@ -146,8 +162,25 @@ def simulation_runs(config: SimConfig, losses: Sequence[str], positives: Sequenc
 
 
 def table_rows(runs: Sequence[SimRun], results: Sequence[dict]) -> list[dict]:
-    """The table's rows: each run's configuration, summary and verdict (:func:`collapse.runs.sim_row`)."""
-    return [sim_row(run, res) for run, res in zip(runs, results)]
+    """The table's rows: each run's configuration, summary and verdict (:func:`collapse.runs.sim_row`), with the
+    ``merges_cell`` and ``states_cell`` (seeds per state, in :data:`STATE_CODES` order) the table prints."""
+    rows = []
+    for run, res in zip(runs, results):
+        row = sim_row(run, res)
+        seeds = run.config.seeds
+        row["merges_cell"] = f"{row['merges']:.1f}/{row['merges_possible']:.0f}"
+        row["states_cell"] = "/".join(f"{round(row[k] * seeds):d}" for k in STATE_KEYS.values())
+        rows.append(row)
+    return rows
+
+
+def ignored_input_note(model: str, argv: Sequence[str]) -> str | None:
+    """The one-line note printed when a flag that shapes the inputs is given to a model that never sees them."""
+    given = [f for f in ("--layout", "--input-dim") if any(a == f or a.startswith(f + "=") for a in argv)]
+    if model == "mlp" or not given:
+        return None
+    return (f"note: {' and '.join(given)} change nothing with --model {model}: the {model} model never sees the "
+            "inputs, so the layout only matters for input-driven models (--model mlp).")
 
 
 def format_table(rows: list[dict]) -> str:
@@ -179,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.fail(exc)
     start = time.perf_counter()
     runs = simulation_runs(config, losses, positives, negative)
+    note = ignored_input_note(config.model, argv if argv is not None else sys.argv[1:])
+    if note:
+        print(note, flush=True)
     if not args.quiet:
         print(
             f"{len(runs)} configurations x {config.seeds} seeds: C={config.classes} classes, modes={config.modes}, "
@@ -197,10 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     results = ex.results()
     rows = table_rows(runs, results)
     print(format_table(rows))
-    print(
-        f"verdict: 'collapsed' when the mean distance between the mode centroids of a class is < {COLLAPSE_THRESHOLD} "
-        f"(unit sphere); coll. = seeds collapsed out of {config.seeds}; modes = distinct modes found per class"
-    )
+    print(LEGEND.format(chance=float(np.mean([r["fine_chance"] for r in rows]))))
     sys.stdout.flush()
 
     stem = hashed_stem("simulate", [r.key for r in runs])
@@ -208,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python -m collapse.simulate " + " ".join(argv if argv is not None else sys.argv[1:]),
         "config": config.to_dict(),
         "negative": negative or "default",
-        "collapse_threshold": COLLAPSE_THRESHOLD,
+        "verdict_rule": "collapse.metrics.collapse_verdict per seed, majority over seeds (docs/measures.md)",
         "store": str(store.root),
         "keys": [r.key for r in runs],
         "results": [

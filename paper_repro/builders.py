@@ -138,4 +138,6 @@ def build_model(cfg: TrainConfig, dataset):
 
 def build_loss(cfg: TrainConfig, n_classes: int) -> MetricLoss:
     """``collapse.losses.make_loss(cfg.loss, cfg.positive, cfg.negative)``, its random choices seeded by the run."""
-    return make_loss(cfg.loss, cfg.positive, cfg.negative, num_classes=n_classes, random_state=cfg.seed)
+    return make_loss(
+        cfg.loss, cfg.positive, cfg.negative, num_classes=n_classes, embedding_dim=cfg.dim, random_state=cfg.seed
+    )

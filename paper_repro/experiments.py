@@ -58,7 +58,7 @@ from collapse.io import write_csv, write_json, write_text
 from collapse.losses import default_negative
 from collapse.runs import ResultStore, check_writable_dir, execute, hashed_stem
 from paper_repro.config import TrainConfig
-from paper_repro.train_run import TrainRun, record_finished
+from paper_repro.train_run import ReferenceRun, TrainRun, record_finished
 
 __all__ = [
     "COLLAPSE_DATASETS",
@@ -199,45 +199,28 @@ def plan_collapse(
     return runs
 
 
-def reference_rows(runs: Sequence[Planned], out_dir: Path, *, compute: bool = True) -> list[dict]:
+def reference_rows(runs: Sequence[Planned], store: ResultStore, *, compute: bool = True) -> list[dict]:
     """Untrained baselines on the same test images as the runs: raw pixels, and the network at initialisation.
 
     They show how much sub-class structure is there before any metric learning, i.e. what training kept or lost.
-    Saved to ``<out-dir>/reference/<study>-<dataset>.json``; computed (no training, seconds) when missing.
+    One :class:`~paper_repro.train_run.ReferenceRun` per (study, data set), computed into the store (no training,
+    seconds) when ``compute`` and read from its records.
     """
-    import torch
-
-    from paper_repro.builders import build_model, eval_transform_for, load_test
-    from paper_repro.evaluate import embedding_metrics, evaluate_model
-
-    rows, seen = [], set()
+    firsts: dict[tuple[str, str], Planned] = {}
     for r in runs:
-        key = (r.study, r.dataset)
-        if key in seen:
-            continue
-        seen.add(key)
-        path = out_dir / "reference" / f"{r.study}-{r.dataset}.json"
-        if path.is_file():
-            saved = json.loads(path.read_text())
-        elif compute:
-            cfg = r.config
-            try:
-                test = load_test(cfg)
-            except FileNotFoundError as exc:
-                print(f"no reference rows for {r.dataset}: {exc}", file=sys.stderr)
-                continue
-            tf = eval_transform_for(cfg, test)
-            pixels = tf(test.get_batch(np.arange(len(test)))[0]).flatten(1)
-            torch.manual_seed(0)
-            saved = {
-                "raw pixels": embedding_metrics(pixels, test.labels, test.fine_labels),
-                "untrained network": evaluate_model(build_model(cfg, test), test, transform=tf),
-            }
-            write_json(path, saved)
-        else:
+        firsts.setdefault((r.study, r.dataset), r)
+    refs = {key: ReferenceRun(r.config) for key, r in firsts.items()}
+    if compute:
+        ex = execute(list(refs.values()), store, desc="references", progress=False)
+        for e in ex.errors:
+            print(f"no reference rows: {e}", file=sys.stderr)
+    rows = []
+    for (study, dataset), ref in refs.items():
+        saved = store.result(ref)
+        if saved is None:
             continue
         for name, metrics in saved.items():
-            rows.append({"study": r.study, "dataset": r.dataset, "loss": f"({name})", "negative": "-",
+            rows.append({"study": study, "dataset": dataset, "loss": f"({name})", "negative": "-",
                          "positive": "-", "label_noise": None, "seed": 0, "seconds": 0.0}
                         | {m: metrics.get(m, float("nan")) for m in METRICS})  # fmt: skip
     return rows
@@ -518,7 +501,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         errors = run_plan(runs, store, jobs=args.jobs, threads=args.threads)
     rows, missing = collect(runs, store)
     if not args.no_reference:
-        rows = reference_rows(runs, out_dir) + rows
+        rows = reference_rows(runs, store) + rows
     command = "python -m paper_repro.experiments " + " ".join(a for a in (argv if argv is not None else sys.argv[1:]))
     command = command.replace(" --table-only", "")
     default_settings = settings == (NOISY if noisy else FULL) or (noisy and args.steps is None)

@@ -19,7 +19,8 @@ from pathlib import Path
 from collapse.runs import Kind, ResultStore, Run, register_kind
 from paper_repro.config import TrainConfig
 
-__all__ = ["PLACE_FIELDS", "TrainRun", "finished_metrics", "measure_train", "record_finished"]
+__all__ = ["PLACE_FIELDS", "ReferenceRun", "TrainRun", "finished_metrics", "measure_reference", "measure_train",
+           "record_finished"]
 
 #: Fields that say where or how fast a run ran, not what it computed.
 PLACE_FIELDS = ("out", "root", "device", "workers", "eval_batch_size", "checkpoint_every")
@@ -105,3 +106,42 @@ def record_finished(runs: Sequence[TrainRun], store: ResultStore) -> int:
 
 
 register_kind(Kind("paper-repro-train", TrainRun, measure_train))
+
+
+@dataclass(frozen=True)
+class ReferenceRun(Run):
+    """The untrained baselines of a study's test images: raw pixels, and the network of ``config`` at initialisation
+    (seeded with 0). Keyed like a :class:`TrainRun` of the same configuration."""
+
+    KIND = "paper-repro-reference"
+    SCHEMA = 1
+
+    config: TrainConfig = field(default_factory=lambda: TrainConfig(out="-"))
+
+    def identity(self) -> dict:
+        return {k: v for k, v in self.config.to_dict().items() if k not in PLACE_FIELDS}
+
+
+def measure_reference(runs: Sequence[ReferenceRun]) -> list[dict]:
+    """``{"raw pixels": metrics, "untrained network": metrics}`` of each run's test split."""
+    import numpy as np
+    import torch
+
+    from paper_repro.builders import build_model, eval_transform_for, load_test
+    from paper_repro.evaluate import embedding_metrics, evaluate_model
+
+    out = []
+    for run in runs:
+        cfg = run.config
+        test = load_test(cfg)
+        tf = eval_transform_for(cfg, test)
+        pixels = tf(test.get_batch(np.arange(len(test)))[0]).flatten(1)
+        torch.manual_seed(0)
+        out.append({
+            "raw pixels": embedding_metrics(pixels, test.labels, test.fine_labels),
+            "untrained network": evaluate_model(build_model(cfg, test), test, transform=tf),
+        })
+    return out
+
+
+register_kind(Kind("paper-repro-reference", ReferenceRun, measure_reference))

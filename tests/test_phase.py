@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from collapse.data import LabelNoise
-from collapse.experiment import COLLAPSE_THRESHOLD, SimConfig, make_data, run_simulation, train_configuration
+from collapse.experiment import SimConfig, make_data, run_simulation, train_configuration, verdict
 from collapse.phase import count_runs, phase_blocks, phase_diagram, train_block
 
 TINY = SimConfig(steps=25, samples_per_mode=8, seeds=2)
@@ -72,9 +72,9 @@ def test_rows_cover_the_grid(tmp_path, axis, field, values):
     for r in rows:
         assert r["axis"] == axis and r["negative"] == "hard" and r[other] == getattr(TINY, other)
         seps = [s["mode_separation"] for s in r["per_seed"]]
-        assert r["frac_collapsed"] == np.mean([s < COLLAPSE_THRESHOLD for s in seps])
+        assert r["frac_collapsed"] == np.mean([s["state_collapsed"] for s in r["per_seed"]])
         assert r["mode_separation"] == pytest.approx(np.mean(seps))
-        assert r["verdict"] == ("collapsed" if r["mode_separation"] < COLLAPSE_THRESHOLD else "modes kept")
+        assert r["verdict"] == verdict(r)
     (json_path,) = tmp_path.glob(f"phase_{axis}_*.json")  # the name carries the hash of the runs
     saved = json.loads(json_path.read_text())
     assert saved["runs"] == count_runs(rows) and saved["values"] == list(values) and saved["eps_grid"] == list(eps)

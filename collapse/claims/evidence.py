@@ -33,7 +33,9 @@ THEORY = ("T0", "T1", "T2", "T3", "T4", "T5")
 #: Longest first, so that two workers finish together (the cost of a theory check, in this order).
 ORDER = ("T5", "T2", "T0", "T3", "T4", "T1")
 SIM_KEYS = ("mode_separation", "seeds_collapsed", "fine_precision_at_1", "fine_chance", "submode_nmi",
-            "intra_inter_ratio")
+            "intra_inter_ratio", "merges", "merges_possible", "submode_separation_over_margin", "radius_over_margin",
+            "class_map_at_r", "class_map_at_r_null", "class_nmi", "state_collapsed", "state_partly", "state_kept",
+            "state_shrunk", "state_no_classes")
 #: The committed real-image table, found next to the package (not in the working directory).
 DEFAULT_REAL_TABLE = Path(__file__).resolve().parents[2] / "figures" / "paper_repro_table.json"
 

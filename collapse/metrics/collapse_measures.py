@@ -121,6 +121,18 @@ def mode_separation(
     return out
 
 
+def _class_means(embeddings: ArrayLike, labels: ArrayLike) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                                                                      torch.Tensor]:
+    """The shared start of :func:`nc1` and :func:`cdnv`: validated inputs, each sample's class index, the class
+    sizes and the class means (at least two classes, one-line error otherwise)."""
+    x, y = _inputs(embeddings, labels)
+    _, inv, counts = torch.unique(y, return_inverse=True, return_counts=True)
+    if counts.numel() < 2:
+        raise ValueError("labels must contain at least 2 distinct classes")
+    inv = inv.to(x.device)
+    return x, inv, counts, _group_means(x, inv, counts.numel())
+
+
 def nc1(embeddings: ArrayLike, labels: ArrayLike) -> float:
     r"""Neural-collapse NC1 (Papyan et al. 2020): :math:`\mathrm{tr}(\Sigma_W \Sigma_B^{+}) / C`.
 
@@ -135,13 +147,8 @@ def nc1(embeddings: ArrayLike, labels: ArrayLike) -> float:
     tolerance), so no d x d inverse is formed. 0 means every class sits on its mean. If all class means
     coincide the result is ``inf`` (``nan`` if the within-class scatter is zero too). Needs two classes.
     """
-    x, y = _inputs(embeddings, labels)
-    _, inv, counts = torch.unique(y, return_inverse=True, return_counts=True)
+    x, inv, counts, means = _class_means(embeddings, labels)
     n_cls = counts.numel()
-    if n_cls < 2:
-        raise ValueError("labels must contain at least 2 distinct classes")
-    inv = inv.to(x.device)
-    means = _group_means(x, inv, n_cls)
     within = x - means[inv]
     centred = means - means.mean(dim=0, keepdim=True)
     _, s, vh = torch.linalg.svd(centred, full_matrices=False)
@@ -164,13 +171,8 @@ def cdnv(embeddings: ArrayLike, labels: ArrayLike) -> float:
     0 means every class sits on its mean. A pair of coinciding class means makes it ``inf`` (``nan``
     if both classes also have zero variance). Needs two classes.
     """
-    x, y = _inputs(embeddings, labels)
-    _, inv, counts = torch.unique(y, return_inverse=True, return_counts=True)
+    x, inv, counts, means = _class_means(embeddings, labels)
     n_cls = counts.numel()
-    if n_cls < 2:
-        raise ValueError("labels must contain at least 2 distinct classes")
-    inv = inv.to(x.device)
-    means = _group_means(x, inv, n_cls)
     resid = x - means[inv]
     var = torch.zeros(n_cls, dtype=x.dtype, device=x.device).index_add_(0, inv, (resid * resid).sum(dim=1))
     var = var / counts.to(x.device, x.dtype)
@@ -308,8 +310,11 @@ def collapse_report(
     :func:`fine_precision_at_1`. The tolerance below which two modes count as one (``tol`` of
     :func:`submode_recovery`, ``tie_tol`` of :func:`fine_precision_at_1`) is half the ``margin`` when one is
     given (the resolution of :mod:`collapse.metrics.instrument`), else 0.05 x the ``inter_class_separation``
-    (and fine P@1 ties only exact equalities). Without a margin a class shrunk to a tiny scale can therefore
-    still read as structured; pass the margin.
+    (and fine P@1 ties only exact equalities). With a margin, the scale-free ratios whose denominator is the
+    class spacing (``mode_separation_ratio``, ``intra_inter_ratio``, ``intra_inter_centroid_ratio``, ``nc1``,
+    ``cdnv``) are ``nan`` when the mean distance between class centroids is below that resolution: a ratio of
+    unresolved distances would report structure that is not there. Without a margin a class shrunk to a tiny
+    scale can therefore still read as structured; pass the margin.
     """
     x, y = _inputs(embeddings, labels)
     m = as_labels(modes, x.shape[0], "modes")
@@ -320,6 +325,9 @@ def collapse_report(
     tol = TOL_FRACTION * out["inter_class_separation"] if margin is None else margin / 2.0
     out |= submode_recovery(x, y, m, tol=tol, random_state=random_state)
     out |= fine_precision_at_1(x, y, m, tie_tol=0.0 if margin is None else margin / 2.0)
+    if margin is not None and not out["inter_class_separation"] >= margin / 2.0:
+        for key in ("mode_separation_ratio", "intra_inter_ratio", "intra_inter_centroid_ratio", "nc1", "cdnv"):
+            out[key] = float("nan")
     return out
 
 

@@ -23,9 +23,9 @@ import numpy as np
 from collapse._validation import check_choice, check_int, check_real
 from collapse.data import LabelNoise
 from collapse.experiment import (
-    COLLAPSE_THRESHOLD,
     MEASURES,
     SimConfig,
+    instrument_margin,
     measure_groups,
     seed_summary,
     train_configuration,
@@ -47,7 +47,7 @@ class SimRun(Run):
     """
 
     KIND = "sim"
-    SCHEMA = 1
+    SCHEMA = 2  # 2: the instrument (collapse.metrics.instrument_report) and its verdict per seed
 
     config: SimConfig = SimConfig()
     loss: str = "triplet"
@@ -104,7 +104,9 @@ def _cost(runs: Sequence[SimRun]) -> float:
 def measure_sim_block(runs: Sequence[SimRun]) -> list[dict]:
     """Train the block of ``runs`` (same everything but the noise) as one program; one result per run.
 
-    A result holds ``negative`` (resolved), the seed mean and std of every measure, ``seeds_collapsed``,
+    A result holds ``negative`` (resolved), the seed mean and std of every measure (the instrument's included, with
+    its per-seed states as the 0/1 keys of :data:`collapse.experiment.STATE_KEYS`), ``seeds_collapsed`` (seeds whose
+    state is ``collapsed``),
     ``final_loss`` (mean over the run's seeds of the last logged loss), ``anchors_without_positive`` of the block,
     ``per_seed`` and, if asked, ``loss_steps``/``loss_history`` (the run's seeds), ``embeddings`` (seed 0, final) and
     ``snapshots`` (seed 0, step -> embeddings).
@@ -121,18 +123,19 @@ def measure_sim_block(runs: Sequence[SimRun]) -> list[dict]:
     )
     train, loss_fn, data = train_configuration(cfg, first.loss, first.positive, first.negative, noise=noise,
                                                n_groups=G, snapshot_steps=first.snapshot_steps)
-    margin = getattr(loss_fn, "margin", None)
+    margin = instrument_margin(loss_fn)
     emb = train.embeddings.numpy()
     history = train.loss_history.numpy()
     out = []
     for run in runs:
         i = eps.index(float(run.config.noise))
         groups = range(i * S, (i + 1) * S)
-        per_seed = measure_groups(emb, data, groups, margin=margin, seed=cfg.seed, measures=run.measures)
+        per_seed = measure_groups(emb, data, groups, margin=margin, seed=cfg.seed, measures=run.measures,
+                                  losses=history[-1])
         result = {
             "negative": run.negative,
             **seed_summary(per_seed),
-            "seeds_collapsed": float(sum(r["mode_separation"] < COLLAPSE_THRESHOLD for r in per_seed)),
+            "seeds_collapsed": float(sum(r["state_collapsed"] for r in per_seed)),
             "final_loss": float(history[-1, i * S : (i + 1) * S].mean()),
             "anchors_without_positive": int(train.anchors_without_positive),
             "block_runs": G,
@@ -168,7 +171,7 @@ def sim_row(run: SimRun, result: dict) -> dict:
     skip = {"per_seed", "loss_steps", "loss_history", "embeddings", "snapshots", "negative"}
     row |= {k: v for k, v in result.items() if k not in skip}
     row["frac_collapsed"] = result["seeds_collapsed"] / c.seeds
-    row["verdict"] = verdict(result["mode_separation"])
+    row["verdict"] = verdict(result)
     row["key"] = run.key
     return row
 

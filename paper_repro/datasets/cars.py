@@ -28,7 +28,7 @@ from scipy.io import loadmat
 from collapse._validation import check_choice
 from paper_repro.datasets.base import Transform
 from paper_repro.datasets.files import FileImageDataset
-from paper_repro.datasets.splits import CARS_CLASSES, SPLITS, class_range_split
+from paper_repro.datasets.splits import CARS_CLASSES, SPLITS, protocol_split
 
 __all__ = ["CARS_DIRNAME", "CARS_LAYOUTS", "PROTOCOLS", "load_cars", "read_mat_struct"]
 
@@ -143,16 +143,10 @@ def load_cars(
             f"(the class_names of {mat.name}), got {class_ids.min()}..{class_ids.max()}"
         )
 
-    if protocol == "zero-shot":
-        classes = CARS_CLASSES[split]
-        if classes.stop - 1 > len(names):
-            raise ValueError(f"malformed {mat}: {len(names)} class_names, the standard split needs 196")
-        keep, labels = class_range_split(class_ids, classes, f"Cars196 under {folder}")
-    else:
-        classes = range(1, len(names) + 1)
-        side = {"train": ~is_test, "test": is_test, "all": np.ones_like(is_test)}[split]
-        keep = np.flatnonzero(side)
-        labels = class_ids[keep] - 1
+    if protocol == "zero-shot" and CARS_CLASSES[split].stop - 1 > len(names):
+        raise ValueError(f"malformed {mat}: {len(names)} class_names, the standard split needs 196")
+    keep, labels, classes = protocol_split(class_ids, is_test, split, protocol, CARS_CLASSES, len(names),
+                                           f"Cars196 under {folder}")
     boxes = None
     if crop_bbox:
         box = np.array([[float(v) for v in rec[k]] for k in _BOX]).T.reshape(-1, 4)

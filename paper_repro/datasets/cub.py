@@ -24,7 +24,7 @@ from collapse._validation import check_choice
 from paper_repro.datasets.base import Transform
 from paper_repro.datasets.files import FileImageDataset
 from paper_repro.datasets.layout import dataset_folder, read_table, require_layout
-from paper_repro.datasets.splits import CUB_CLASSES, SPLITS, class_range_split
+from paper_repro.datasets.splits import CUB_CLASSES, SPLITS, protocol_split
 
 __all__ = ["CUB_DIRNAME", "CUB_FILES", "PROTOCOLS", "load_cub"]
 
@@ -85,14 +85,8 @@ def load_cub(
     if unknown:
         raise ValueError(f"malformed {folder / 'image_class_labels.txt'}: class ids {unknown[:5]} not in classes.txt")
 
-    if protocol == "zero-shot":
-        classes = CUB_CLASSES[split]
-        keep, labels = class_range_split(class_ids, classes, f"CUB-200-2011 under {folder}")
-    else:
-        classes = range(1, max(names) + 1)
-        side = {"train": is_train == 1, "test": is_train == 0, "all": np.ones(len(ids), dtype=bool)}[split]
-        keep = np.flatnonzero(side)
-        labels = class_ids[keep] - 1
+    keep, labels, classes = protocol_split(class_ids, is_train == 0, split, protocol, CUB_CLASSES, max(names),
+                                           f"CUB-200-2011 under {folder}")
     missing = [c for c in classes if c not in names]
     if missing:
         raise ValueError(

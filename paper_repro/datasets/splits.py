@@ -26,6 +26,7 @@ __all__ = [
     "OMNIGLOT_FOLDERS",
     "SPLITS",
     "class_range_split",
+    "protocol_split",
     "fine_holdout_split",
     "zero_shot_split",
     "zero_shot_subset",
@@ -48,6 +49,31 @@ def class_range_split(class_ids: np.ndarray, classes: range, what: str) -> tuple
     if keep.size == 0:
         raise ValueError(f"{what} has no images of classes {classes.start}-{classes.stop - 1}")
     return keep, class_ids[keep] - classes.start
+
+
+def protocol_split(
+    class_ids: np.ndarray,
+    is_test: np.ndarray,
+    split: str,
+    protocol: str,
+    zero_shot_classes: dict[str, range],
+    n_classes: int,
+    what: str,
+) -> tuple[np.ndarray, np.ndarray, range]:
+    """The images of ``split`` under ``protocol``, for data sets with 1-based class ids and an official image split
+    (CUB-200-2011, Cars196): ``(indices, labels 0 .. C-1, official class ids of the labels)``.
+
+    ``"zero-shot"``: the classes ``zero_shot_classes[split]`` with all their images (:func:`class_range_split`);
+    ``"official"``: the official image split (``is_test``) over all ``n_classes`` classes.
+    """
+    if protocol == "zero-shot":
+        classes = zero_shot_classes[split]
+        keep, labels = class_range_split(class_ids, classes, what)
+        return keep, labels, classes
+    is_test = np.asarray(is_test, dtype=bool)
+    side = {"train": ~is_test, "test": is_test, "all": np.ones_like(is_test)}[split]
+    keep = np.flatnonzero(side)
+    return keep, np.asarray(class_ids)[keep] - 1, range(1, n_classes + 1)
 
 
 def zero_shot_split(

@@ -33,7 +33,7 @@ from collapse.io import write_csv, write_json
 from collapse.runs import execute
 from collapse.theory.force import kappa_symmetric, kappa_symmetric_eps
 from collapse.theory.force_measure import MC_MARGIN, ForcePointRun
-from collapse.theory.t4_finite_batch import critical_batch, eps_sibling_force
+from collapse.theory.t4_finite_batch import critical_batch, decay_rates, eps_sibling_force, net_pull_intervals
 from paper_repro.figures.common import (
     BLACK,
     BLUE,
@@ -150,7 +150,24 @@ def draw(out: str | Path, params: Params | None = None, *, full: bool = False, p
         if m_star is not None and m_star <= max(p.m_points):
             bx.axvline(m_star, color="0.4", ls=":", lw=1.2)
             bx.text(m_star + 0.3, 0.12 * kappa_symmetric(p.eps_fixed, C, K),
-                    f"M* = {m_star}\n(T4: net force\nchanges sign)", fontsize=8, color="0.3")
+                    f"M* = {m_star}\n(no net pull\nbeyond, to 1e4)", fontsize=8, color="0.3")
+        # The law is not monotone in M: with K + 1 modes the pull through mislabelled anchors comes back.
+        K2 = K + 1
+        intervals = net_pull_intervals(p.eps_fixed, C, K2)
+        m_star2 = critical_batch(p.eps_fixed, C, K2)
+        far = np.arange(2, max(100, (m_star2 or 0) + 20) + 1)
+        net2 = np.array([eps_sibling_force(p.eps_fixed, C, K2, int(m))["net"] / (K2 - 1) for m in far])
+        inset = bx.inset_axes([0.42, 0.08, 0.55, 0.38])
+        inset.plot(far, net2, color=SKY, lw=1.5)
+        inset.axhline(0, color="0.6", lw=0.8)
+        inset.set_yscale("symlog", linthresh=1e-6)
+        for lo, hi in intervals:
+            inset.axvspan(lo - 0.5, hi + 0.5, color=VERMILLION, alpha=0.18, lw=0)
+        if m_star2 is not None:
+            inset.axvline(m_star2, color="0.4", ls=":", lw=1.0)
+        spans = ", ".join(f"{lo}-{hi}" for lo, hi in intervals)
+        inset.set_title(f"K = {K2}: net pull at M = {spans}; M* = {m_star2}", fontsize=7)
+        inset.tick_params(labelsize=6)
         bx.set_xlabel(f"samples per class in the batch M (P = {C})")
         bx.set_ylabel("collapse force kappa")
         bx.set_title(f"EPS needs enough samples per class (eps = {p.eps_fixed:g})")
@@ -161,6 +178,10 @@ def draw(out: str | Path, params: Params | None = None, *, full: bool = False, p
     csv_path = write_csv(out / f"{KEY}_{NAME}.csv", measured)
     json_path = write_json(out / f"{KEY}_{NAME}.json", {"params": params_dict(p), "curves": curves,
                                                         "measured": measured, "critical_M": m_star,
+                                                        "net_pull_intervals": {K: net_pull_intervals(p.eps_fixed, C, K),
+                                                                               K + 1: intervals},
+                                                        "critical_M_K+1": m_star2,
+                                                        "decay_rates": decay_rates(p.eps_fixed, C, K),
                                                         "mc_margin": MC_MARGIN})
     worst = max(abs(r["exact_random"] - r["theory_random"]) for r in measured)
     caption = (
@@ -171,7 +192,10 @@ def draw(out: str | Path, params: Params | None = None, *, full: bool = False, p
         "batches (T4, dashed: a residual pull when a mode-mate is missing from the batch). Circles: exact gradient "
         "of the population objective by autograd; crosses: Monte Carlo over sampled minibatches through the real "
         f"sampler (+-2 standard errors over {p.replicates} replicates of {p.n_batches} batches). Right: the EPS force "
-        f"against M at eps = {p.eps_fixed:g}; it changes sign at T4's critical batch M*."
+        f"against M at eps = {p.eps_fixed:g}; M* is the smallest M beyond which T4's net pull never returns (checked "
+        f"to M = 1e4). Inset: the same law for K = {K + 1} on a symlog scale; shaded, the batch sizes with a net pull "
+        f"({spans}): the pull through mislabelled anchors first grows with M, then decays at rate 1-eps/((C-1)K), "
+        "slower than the 1-(1-eps)/K of correctly labelled anchors, so the net pull can return after a sign change."
     )
     return FigureResult(KEY, NAME, png, [csv_path, json_path], caption,
                         source="collapse.theory (force, t4_finite_batch, population.monte_carlo_loss)", seed=p.seed,

@@ -1,10 +1,12 @@
 """Figure (c): phase diagrams of class collapse, label noise x batch size M and label noise x modes per class K.
 
-Every cell is the seed mean of the mode separation (mean distance between the mode centroids of a class, on the
-unit sphere) after training, read from the records of :func:`collapse.phase.phase_diagram` (the
-``collapse.simulate`` set-up: tied model, hard negatives, 500 Adam steps). One column per loss; the rows are random
-positives and easy positives, first over M (K = 3), then over K (M = 12). Cells whose seed mean is below the
-collapse threshold are outlined.
+Every cell is coloured by the seed mean of the instrument's sub-mode separation over the loss's margin
+(:func:`collapse.metrics.instrument_report`) and labelled with the verdict most seeds get
+(:func:`collapse.metrics.collapse_verdict`: C collapsed, P partly collapsed, K modes kept, Ds degenerate with the
+whole space shrunk, Dn degenerate with no class structure), read from the records of
+:func:`collapse.phase.phase_diagram` (the ``collapse.simulate`` set-up: tied model, hard negatives, 500 Adam steps).
+One column per loss; the rows are random positives and easy positives, first over M (K = 3), then over K (M = 12).
+Cells whose verdict is collapsed or whole-space degenerate (classes on a point) are outlined.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from collapse.experiment import COLLAPSE_THRESHOLD, with_overrides
+from collapse.experiment import STATE_KEYS, with_overrides
 from collapse.io import write_csv, write_json
 from collapse.phase import DEFAULT_EPS, DEFAULT_K, DEFAULT_LOSSES, DEFAULT_M, PHASE_BASE, phase_diagram
 from paper_repro.figures.common import (
@@ -31,6 +33,15 @@ from paper_repro.figures.common import (
 __all__ = ["FULL", "Params", "draw"]
 
 KEY, NAME = "c", "phase_diagrams"
+#: Cell letters of the instrument's states, in the order of :data:`collapse.experiment.STATE_KEYS`.
+STATE_LETTERS = dict(zip(STATE_KEYS.values(), ("C", "P", "K", "Ds", "Dn")))
+VALUE = "submode_separation_over_margin"
+
+
+def state_letter(row: dict) -> str:
+    """The letter of the state most seeds of a phase-diagram cell are in (ties: the earlier state)."""
+    key = max(STATE_LETTERS, key=lambda k: row[k])
+    return STATE_LETTERS[key]
 LOSS_TITLES = {"triplet": "triplet", "margin": "margin (beta = 1.2)", "multisimilarity": "multi-similarity",
                "contrastive": "contrastive", "nca": "softmax / NCA", "margin-learned": "margin (learned beta)",
                "triplet-sq": "triplet (squared)"}
@@ -68,7 +79,7 @@ def draw(out: str | Path, params: Params | None = None, *, full: bool = False, p
                               n_jobs=p.n_jobs, progress=progress, store=p.store)
     field = {"M": "samples_per_class", "K": "modes"}
     values = {"M": list(p.m_grid), "K": list(p.k_grid)}
-    vmax = max(1.6, max(r["mode_separation"] for r in rows))  # one colour scale for every panel and run
+    vmax = max(8.0, max(r[VALUE] for r in rows))  # one colour scale for every panel and run
 
     with figure_style():
         n_cols = len(p.losses)
@@ -86,17 +97,19 @@ def draw(out: str | Path, params: Params | None = None, *, full: bool = False, p
                 for c, loss in enumerate(p.losses):
                     ax = axes[r, c]
                     grid = np.full((len(values[axis]), len(p.eps_grid)), np.nan)
+                    letters = np.full(grid.shape, "", dtype=object)
                     for row in rows:
                         if row["axis"] == axis and row["loss"] == loss and row["positive"] == rule:
                             i = values[axis].index(row[field[axis]])
-                            grid[i, list(p.eps_grid).index(row["noise"])] = row["mode_separation"]
+                            j = list(p.eps_grid).index(row["noise"])
+                            grid[i, j], letters[i, j] = row[VALUE], state_letter(row)
                     image = ax.imshow(grid, origin="lower", cmap="cividis", vmin=0.0, vmax=vmax, aspect="auto")
                     for i in range(grid.shape[0]):
                         for j in range(grid.shape[1]):
                             val = grid[i, j]
-                            ax.text(j, i, f"{val:.2f}", ha="center", va="center", fontsize=7,
+                            ax.text(j, i, f"{val:.2g}\n{letters[i, j]}", ha="center", va="center", fontsize=6.5,
                                     color="white" if val < 0.45 * vmax else "black")
-                            if val < COLLAPSE_THRESHOLD:
+                            if letters[i, j] in ("C", "Ds"):
                                 ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="#E69F00", lw=2.0))
                     ax.set_xticks(range(len(p.eps_grid)), [f"{e:g}" for e in p.eps_grid])
                     ax.set_yticks(range(len(values[axis])), [str(v) for v in values[axis]])
@@ -105,9 +118,9 @@ def draw(out: str | Path, params: Params | None = None, *, full: bool = False, p
                     if c == 0:
                         ax.set_ylabel("samples per class M" if axis == "M" else "modes per class K")
                     ax.set_title(f"{LOSS_TITLES.get(loss, loss)}\n{POSITIVE_NAMES[rule]}", fontsize=9)
-            sub.colorbar(image, ax=axes, shrink=0.8, label="mode separation (seed mean)")
-        fig.suptitle(f"Phase diagrams of class collapse (orange boxes: seed-mean separation < {COLLAPSE_THRESHOLD}, "
-                     "collapsed)")
+            sub.colorbar(image, ax=axes, shrink=0.8, label="sub-mode separation / margin (seed mean)")
+        fig.suptitle("Phase diagrams of class collapse (letters: verdict of most seeds, C collapsed, P partly, K kept, "
+                     "Ds whole space shrunk, Dn no class structure; orange boxes: C or Ds)")
         png = save_figure(fig, out / f"{KEY}_{NAME}.png")
 
     flat = [{k: v for k, v in r.items() if k != "per_seed"} for r in rows]
@@ -116,14 +129,16 @@ def draw(out: str | Path, params: Params | None = None, *, full: bool = False, p
             r["modes"] = r["modes"][0] if len(set(r["modes"])) == 1 else str(r["modes"])
     csv_path = write_csv(out / f"{KEY}_{NAME}.csv", flat)
     json_path = write_json(out / f"{KEY}_{NAME}.json", {"params": params_dict(p), "base": base.to_dict(),
-                                                        "collapse_threshold": COLLAPSE_THRESHOLD, "rows": rows})
+                                                        "value": VALUE, "rows": rows})
     caption = (
-        "Phase diagrams of class collapse: seed-mean mode separation (mean distance between the mode centroids of "
-        f"a class on the unit sphere; {p.seeds} seeds per cell) after {p.steps} steps, over label noise eps x "
+        "Phase diagrams of class collapse: seed-mean sub-mode separation over the loss's margin (noise-corrected "
+        f"distance between the mode centroids of a class; {p.seeds} seeds per cell) and the verdict most seeds get "
+        f"(collapse.metrics.collapse_verdict, docs/measures.md) after {p.steps} steps, over label noise eps x "
         f"samples per class in the batch M (K = {PHASE_BASE.modes} modes) and eps x modes per class K "
         f"(M = {PHASE_BASE.samples_per_class}), one column per loss, random positives (baseline) and easy positives "
         "(EPS) in alternate rows, hard negatives throughout (collapse.phase.phase_diagram, tied model, "
-        f"{PHASE_BASE.classes} classes). Orange boxes: collapsed (mean separation < {COLLAPSE_THRESHOLD})."
+        f"{PHASE_BASE.classes} classes). Letters: C collapsed, P partly collapsed, K modes kept, Ds degenerate "
+        "(whole space shrunk), Dn degenerate (no class structure); orange boxes: C or Ds (classes on a point)."
     )
     return FigureResult(KEY, NAME, png, [csv_path, json_path], caption, source="collapse.phase.phase_diagram",
                         seed=p.seed, params=params_dict(p))

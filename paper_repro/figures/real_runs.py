@@ -54,8 +54,8 @@ class RealParams:
     runs_root: str = "results/paper_repro"
     #: Small runs are trained here when no finished pair is found.
     train_root: str = "results/figures/runs"
-    #: The result store of the small runs.
-    store: str = "results/store"
+    #: The result store of the small runs (None: ``<train_root>/store``, next to the runs it records).
+    store: str | None = None
 
 
 #: ``--full``: a longer pair on the whole training split (used only when no finished pair exists).
@@ -156,7 +156,7 @@ def get_runs(
 
     configs = {positive: small_config(positive, p) for positive in POSITIVES}
     todo = [TrainRun(configs[k]) for k in POSITIVES]
-    store = ResultStore(p.store).prepare()
+    store = ResultStore(p.store if p.store is not None else Path(p.train_root) / "store").prepare()
     record_finished(todo, store)
     workers = min(len(todo), os.cpu_count() or 1)
     ex = execute(todo, store, backend="processes" if workers > 1 else "inline", workers=workers,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from collapse.experiment import COLLAPSE_THRESHOLD, SimConfig, make_data, verdict
+from collapse.experiment import SimConfig, make_data, verdict
 from collapse.io import write_csv, write_json
 from collapse.metrics import mode_separation
 from collapse.runs import ResultStore, SimRun, execute
@@ -97,7 +97,7 @@ def draw(out: str | Path, params: Params | None = None, *, full: bool = False, p
         summary.append({"noise": noise, "positive": rule, "step": "final, mean over seeds",
                         "mode_separation_mean": res["mode_separation"],
                         "seeds_collapsed": res["seeds_collapsed"], "seeds": p.seeds,
-                        "verdict": verdict(res["mode_separation"])})
+                        "verdict": verdict(res)})
 
     colours = class_palette(data.n_classes)
     lm = local_modes(data.mode_class)
@@ -123,7 +123,7 @@ def draw(out: str | Path, params: Params | None = None, *, full: bool = False, p
                 ax.set_xticks([-1, 0, 1])
                 ax.set_yticks([-1, 0, 1])
                 if j == 0:
-                    outcome = f"{int(res['seeds_collapsed'])}/{p.seeds} seeds collapsed"
+                    outcome = f"{verdict(res)}, {int(res['seeds_collapsed'])}/{p.seeds} seeds collapsed"
                     ax.set_ylabel(f"{POSITIVE_NAMES[rule]}\nnoise {noise:g}\n({outcome})\n\n"
                                   + ("y" if p.dim == 2 else "PC 2"), fontsize=8.5)
                 if i == nr - 1:
@@ -139,17 +139,15 @@ def draw(out: str | Path, params: Params | None = None, *, full: bool = False, p
         png = save_figure(fig, out / f"{KEY}_{NAME}.png")
 
     csv_path = write_csv(out / f"{KEY}_{NAME}.csv", rows)
-    json_path = write_json(out / f"{KEY}_{NAME}.json", {"params": params_dict(p), "collapse_threshold":
-                                                        COLLAPSE_THRESHOLD, "summary": summary})
+    json_path = write_json(out / f"{KEY}_{NAME}.json", {"params": params_dict(p), "summary": summary})
     caption = (
         f"Embeddings of {p.classes} classes x {p.modes} modes on {where}, at training steps "
         f"{', '.join(map(str, p.snapshots))} (columns), for random and easy positives at label noise "
         f"{' and '.join(f'{n:g}' for n in p.noises)} (rows); colour = class, marker = mode. Each row is seed 0 of a "
         f"{p.seeds}-seed collapse.runs.SimRun ({p.loss} loss, {p.negative} negatives, tied "
         "model: one point per mode); panel titles give that snapshot's mode separation (mean distance between the "
-        f"mode centroids of a class; collapsed below {COLLAPSE_THRESHOLD}), row labels the final verdict over all "
-        "seeds. With noise, random positives pull the modes of each class onto one point; easy positives keep them "
-        "apart."
+        "mode centroids of a class), row labels the final verdict of most seeds (collapse.metrics.collapse_verdict, "
+        "docs/measures.md) and how many seeds collapsed."
     )
     return FigureResult(KEY, NAME, png, [csv_path, json_path], caption,
                         source="collapse.runs.SimRun (snapshot_steps), read from the result store", seed=p.seed,

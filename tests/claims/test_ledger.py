@@ -9,7 +9,22 @@ from collapse.claims.ledger import CLAIMS, build_ledger, markdown
 
 
 def _sim(loss, positive, noise, sep, negative="hard"):
-    return {
+    collapsed = sep < 0.1
+    instrument = {
+        "merges": 8.0 if collapsed else 0.0,
+        "merges_possible": 8.0,
+        "submode_separation_over_margin": sep / 0.2,
+        "radius_over_margin": 3.0,
+        "class_map_at_r": 0.9,
+        "class_map_at_r_null": 0.4,
+        "class_nmi": 0.9,
+        "state_collapsed": float(collapsed),
+        "state_partly": 0.0,
+        "state_kept": float(not collapsed),
+        "state_shrunk": 0.0,
+        "state_no_classes": 0.0,
+    }
+    return instrument | {
         "loss": loss,
         "positive": positive,
         "negative": negative,

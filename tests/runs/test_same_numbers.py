@@ -1,6 +1,11 @@
 """The run layer changes where numbers are computed, not the numbers: simulate, a phase diagram, a sweep, the
 claims checks and the figures give, on small configurations, what the code before it gave (captured at commit
-acaaab2 by tests/runs/capture_before.py into before_numbers.json)."""
+acaaab2 by tests/runs/capture_before.py into before_numbers.json).
+
+Issue 11 changed some measurements on purpose (the instrument's verdict replaced the fixed threshold; sub-mode NMI,
+fine P@1 and modes recovered resolve at half the margin; scale-free ratios are nan when the class spacing is below
+it; results gained the instrument's keys). Those keys (:data:`CHANGED`) are not compared; every other number that
+existed before must still be the same."""
 
 import json
 import math
@@ -14,12 +19,16 @@ from collapse.runs import ResultStore, SimRun, execute
 BEFORE = json.loads(Path(__file__).with_name("before_numbers.json").read_text())
 SMALL = SimConfig(steps=30, seeds=2)
 REL = 1e-6
+CHANGED = {"verdict", "seeds_collapsed", "frac_collapsed", "submode_nmi", "submode_ari", "modes_recovered",
+           "fine_precision_at_1", "fine_chance", "mode_separation_ratio", "intra_inter_ratio",
+           "intra_inter_centroid_ratio", "nc1", "cdnv"}
 
 
 def close(a, b, path="") -> None:
     """Recursive comparison: numbers within float tolerance, everything else equal."""
     if isinstance(a, dict):
-        assert isinstance(b, dict) and set(map(str, a)) == set(map(str, b)), path
+        a = {k: v for k, v in a.items() if str(k) not in CHANGED}
+        assert isinstance(b, dict) and set(map(str, a)) <= set(map(str, b)), path
         bs = {str(k): v for k, v in b.items()}
         for k, v in a.items():
             close(v, bs[str(k)], f"{path}.{k}")

@@ -12,8 +12,9 @@ from collapse.theory import ModeModel, population_loss
 from collapse.theory.force import autograd_force
 from collapse.theory.minimize import minimize_population, near_collapsed_start
 from collapse.theory.t0_clean import clean_configuration
+from collapse.theory.t2_noise_collapse import compare_noise_models
 from collapse.theory.t3_eps import max_sibling_gradient
-from collapse.theory.t4_finite_batch import critical_batch, eps_sibling_force
+from collapse.theory.t4_finite_batch import critical_batch, decay_rates, eps_sibling_force, net_pull_intervals
 from tests.theory._profile import minimiser_settings
 
 
@@ -93,6 +94,16 @@ def test_t2_noise_implies_collapse(C, K, d, eps_frac, alpha, seed):
     assert res.collapsed.all(), (C, K, d, eps, alpha, res.separation)
 
 
+def test_t2_is_stated_for_symmetric_noise_only():
+    """Issue 11 case 8: under mode confusion the minimiser keeps the confused mode a margin away (partial collapse);
+    under pair flips (C = 4) the siblings stay a margin apart."""
+    res = compare_noise_models(4, 3, 8, 0.3, 0.2, kinds=("pair_flip", "mode_confusion"), seeds=1, steps=800)
+    mc, pf = res["mode_confusion"], res["pair_flip"]
+    assert all(v.startswith("partly collapsed") for v in mc["verdicts"]), mc["verdicts"]
+    assert 0.8 < mc["confused_pair_over_margin"] < 1.4 and mc["clean_pair_over_margin"] < 0.5
+    assert 0.8 < pf["clean_pair_over_margin"] < 1.25 and "collapsed" not in pf["verdicts"]
+
+
 def test_t2_edge_cases_unequal_modes_and_near_uninformative_noise():
     m = ModeModel.from_noise([3, 1, 2], 0.6)  # edge (C-1)/C = 2/3
     res = minimize_population(m, "triplet", "random", "all", dim=8, seeds=2, steps=1200, lr=0.02)
@@ -135,6 +146,42 @@ def test_t4_sibling_force_formula_equals_autograd(C, K, eps_frac, M):
     grad = autograd_force(m, "easy", batch=(C, M), distances=torch.cdist(Z, Z))
     measured = (grad * m.same_class_pairs()).sum(1)
     assert np.allclose(measured, eps_sibling_force(eps, C, K, M)["net"], atol=1e-12)
+
+
+def test_t4_net_pull_is_not_monotone_and_m_star_is_where_it_never_returns():
+    """Issue 11 case 7: C=4, K=4, eps=0.1 has a net pull at M = 2..16 and again at 45..68, so M* = 69."""
+    assert net_pull_intervals(0.1, 4, 4) == [(2, 16), (45, 68)]
+    assert critical_batch(0.1, 4, 4) == 69 >= 69
+    assert [critical_batch(0.1, 4, K) for K in (2, 3, 6)] == [8, 12, 111]
+    m = ModeModel.symmetric(4, 4, 0.1)
+    Z = clean_configuration(m)
+    for M, sign in [(16, 1), (17, -1), (44, -1), (45, 1), (56, 1), (68, 1), (69, -1), (500, -1)]:
+        grad = autograd_force(m, "easy", batch=(4, M), distances=torch.cdist(Z, Z))
+        net = float((grad * m.same_class_pairs()).sum(1).mean())
+        assert np.sign(net) == sign, M
+        assert net == pytest.approx(eps_sibling_force(0.1, 4, 4, M)["net"], abs=1e-13)
+    # Nothing beyond M* up to 10^4.
+    assert all(eps_sibling_force(0.1, 4, 4, M)["net"] <= 0 for M in range(69, 10_001))
+
+
+@given(st.integers(2, 6), st.integers(2, 6), st.floats(0.01, 0.95))
+def test_t4_both_decay_rates_and_the_asymptotic_one(C, K, eps_frac):
+    eps = eps_frac * (C - 1) / C
+    r = decay_rates(eps, C, K)
+    f = lambda M, key: eps_sibling_force(eps, C, K, M)[key]  # noqa: E731
+    # Each term decays at its own rate once the faster-vanishing parts are negligible.
+    a = eps / ((C - 1) * K)
+    M = int(np.ceil(25 / -np.log((1 - K * a) / (1 - a)))) + 2  # (1-Ka)^M negligible next to (1-a)^M
+    assert f(M + 1, "pull_mislabelled") / f(M, "pull_mislabelled") == pytest.approx(r["mislabelled"], rel=1e-6)
+    Mc = 20
+    if f(Mc, "pull_correct") > 1e-280:
+        ratio = f(Mc + 1, "pull_correct") / f(Mc, "pull_correct")
+        assert ratio == pytest.approx(r["correct"], rel=1e-3 + (eps / r["correct"]) ** Mc * 10)
+    assert r["asymptotic"] == r["mislabelled"] >= r["correct"]
+    m_star = critical_batch(eps, C, K)
+    assert m_star is not None
+    assert all(f(M, "net") <= 0 for M in range(m_star, m_star + 200))
+    assert m_star == 2 or f(m_star - 1, "net") > 0
 
 
 def test_t4_pull_decays_with_m_and_grows_with_k():
