@@ -21,6 +21,9 @@ backward is a handful of vectorised operations:
   :math:`\mu = \max(0, \max_j x_j)`; its backward is the softmax weights times :math:`c\,g`, one pass over the
   saved weights instead of the chain through a concatenation and ``logsumexp``.
 
+* :func:`gram`: :math:`P = U U^\top` (the cosine similarity of unit rows), with the backward
+  :math:`\partial L/\partial U = G U + G^\top U` (one product and one accumulating product, no transposed copy).
+
 All support one backward pass (no double backward). tests/test_fastgrad.py checks them with ``gradcheck``.
 """
 
@@ -29,7 +32,7 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
-__all__ = ["PAIR_KINDS", "log1p_sum_exp", "pair_distance", "unit_rows"]
+__all__ = ["PAIR_KINDS", "gram", "log1p_sum_exp", "pair_distance", "unit_rows"]
 
 PAIR_KINDS = ("euclidean", "sqeuclidean", "cosine")
 
@@ -100,10 +103,16 @@ def pair_distance(x: torch.Tensor, i: torch.Tensor, j: torch.Tensor, kind: str) 
 
 class _Log1pSumExp(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, s: torch.Tensor, mask: torch.Tensor, scale: float, shift: float) -> torch.Tensor:
-        x = torch.sub(s, shift).mul_(scale).masked_fill_(~mask, float("-inf"))
-        top = x.amax(dim=-1, keepdim=True).clamp_min_(0.0)  # the "1" is the term exp(0)
-        weights = x.sub_(top).exp_()
+    def forward(ctx, s: torch.Tensor, mask, bias, scale: float, shift: float) -> torch.Tensor:
+        if bias is None:
+            x = torch.sub(s, shift).mul_(scale).masked_fill_(~mask, float("-inf"))
+            offset = 0.0
+        else:
+            # scale * s + bias in one pass; the shift goes into the subtracted maximum below.
+            x = torch.add(bias, s, alpha=scale)
+            offset = scale * shift
+        top = x.amax(dim=-1, keepdim=True).sub_(offset).clamp_min_(0.0)  # the "1" is the term exp(0)
+        weights = x.sub_(top + offset).exp_()
         total = weights.sum(dim=-1, keepdim=True).add_(torch.exp(-top))
         ctx.save_for_backward(weights, total)
         ctx.scale = scale
@@ -113,9 +122,43 @@ class _Log1pSumExp(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, g: torch.Tensor):
         weights, total = ctx.saved_tensors
-        return weights * (g.unsqueeze(-1) * ctx.scale / total), None, None, None
+        return weights * (g.unsqueeze(-1) * ctx.scale / total), None, None, None, None
 
 
-def log1p_sum_exp(s: torch.Tensor, mask: torch.Tensor, scale: float = 1.0, shift: float = 0.0) -> torch.Tensor:
-    """Row-wise ``log(1 + sum_{j: mask_j} exp(scale * (s_j - shift)))`` over the last dimension, stably."""
-    return _Log1pSumExp.apply(s, mask, float(scale), float(shift))
+def log1p_sum_exp(
+    s: torch.Tensor,
+    mask: torch.Tensor | None,
+    scale: float = 1.0,
+    shift: float = 0.0,
+    *,
+    bias: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Row-wise ``log(1 + sum_{j: mask_j} exp(scale * (s_j - shift)))`` over the last dimension, stably.
+
+    ``bias`` (0 for a counted entry, ``-inf`` for another, added to the exponent) may replace ``mask``: float
+    arithmetic only, which is several times cheaper than a boolean fill of a large matrix on a CPU."""
+    if (mask is None) == (bias is None):
+        raise ValueError("give exactly one of mask and bias")
+    return _Log1pSumExp.apply(s, mask, bias, float(scale), float(shift))
+
+
+class _Gram(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, u: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(u)
+        return u @ u.transpose(-1, -2)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g: torch.Tensor):
+        (u,) = ctx.saved_tensors
+        # G U + G^T U as one product plus one accumulating product: forming G + G^T first would read G transposed,
+        # a strided pass slower than a product on a CPU at large B.
+        if g.dim() == 2:
+            return torch.addmm(g @ u, g.transpose(-1, -2), u)
+        return torch.baddbmm(g @ u, g.transpose(-1, -2), u)
+
+
+def gram(u: torch.Tensor) -> torch.Tensor:
+    """``u @ u.transpose(-1, -2)`` for ``(..., B, d)`` rows (bitwise the same values), with one product backward."""
+    return _Gram.apply(u)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import torch
 
-from collapse._fastgrad import pair_distance, unit_rows
+from collapse._fastgrad import gram, pair_distance, unit_rows
 from collapse._validation import check_choice
 
 __all__ = ["DISTANCES", "CosineDistance", "Distance", "EuclideanDistance", "SquaredEuclideanDistance", "get_distance"]
@@ -79,6 +79,14 @@ class Distance:
     def similarity(self, dist: torch.Tensor) -> torch.Tensor:
         """A similarity that decreases with the distance (used by similarity-based losses)."""
         return -dist
+
+    def similarity_matrix(self, prepared: torch.Tensor) -> torch.Tensor:
+        """``similarity(D)`` of :meth:`prepare`-d embeddings ``(..., B, d)``, with autograd."""
+        return self.similarity(self(prepared, prepared=True))
+
+    def from_similarity(self, sim: torch.Tensor, *, out: torch.Tensor | None = None) -> torch.Tensor:
+        """The distance matrix back from :meth:`similarity_matrix`'s values (no autograd; ``out``: a buffer)."""
+        return torch.neg(sim, out=out)
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         # F.normalize's values, with a closed-form backward (collapse._fastgrad).
@@ -145,6 +153,14 @@ class CosineDistance(Distance):
 
     def similarity(self, dist: torch.Tensor) -> torch.Tensor:
         return 1.0 - dist
+
+    def similarity_matrix(self, prepared: torch.Tensor) -> torch.Tensor:
+        # U U^T itself (not 1 - (1 - U U^T)), with the one-product backward of collapse._fastgrad.gram.
+        return gram(prepared)
+
+    def from_similarity(self, sim: torch.Tensor, *, out: torch.Tensor | None = None) -> torch.Tensor:
+        # (-P) + 1 is exactly 1 - P: bitwise the matrix this distance computes from the same embeddings.
+        return torch.neg(sim, out=out).add_(1.0)
 
     def __repr__(self) -> str:
         return "CosineDistance()"

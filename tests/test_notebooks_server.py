@@ -242,6 +242,7 @@ def test_kernel_channel_sees_errors_and_figures(lab):
         lab.request("DELETE", f"/api/sessions/{session['id']}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_through_the_server(lab, path):
     if reason := open_notebooks.missing_data(path):

@@ -27,7 +27,7 @@ from collapse.bench.measure import machine_info, peak_memory, synchronize, time_
 
 __all__ = ["BenchConfig", "run_benchmark"]
 
-SECTIONS = ("loss", "eval", "sweep")
+SECTIONS = ("loss", "compiled", "eval", "sweep")
 
 
 @dataclass
@@ -38,6 +38,10 @@ class BenchConfig:
     device: str = "cpu"
     threads: int | None = None
     batch_sizes: Sequence[int] = (128, 512, 2048, 8192)
+    #: B of the compiled rows (``torch.compile`` of our step; each size compiles once per case).
+    compiled_sizes: Sequence[int] = (512,)
+    #: torch.compile backend of the compiled rows (None: inductor; "aot_eager" traces without code generation).
+    compile_backend: str | None = None
     eval_sizes: Sequence[int] = (10_000, 100_000)
     nmi_sizes: Sequence[int] = (10_000, 100_000)
     sections: Sequence[str] = SECTIONS
@@ -95,6 +99,8 @@ def run_benchmark(config: BenchConfig, *, progress: bool = True, log: Callable[[
         try:
             if kind == "loss":
                 row = _loss_row(config, name, size, device, rows)
+            elif kind == "compiled":
+                row = _compiled_row(config, name, size, device, rows)
             elif kind == "eval":
                 row = _eval_row(config, name, size, device)
             else:
@@ -126,6 +132,13 @@ def _plan(config: BenchConfig) -> list[tuple[str, str, int | None]]:
     plan: list[tuple[str, str, int | None]] = []
     if "loss" in config.sections:
         plan += [("loss", c, b) for c in config.loss_cases for b in config.batch_sizes]
+    if "compiled" in config.sections:
+        plan += [
+            ("compiled", c, b)
+            for c in config.loss_cases
+            if LOSS_CASES[c].check is not None
+            for b in config.compiled_sizes
+        ]
     if "eval" in config.sections:
         plan += [("eval", "retrieval", n) for n in config.eval_sizes]
         plan += [("eval", "NMI", n) for n in config.nmi_sizes]
@@ -161,6 +174,22 @@ def _loss_row(config: BenchConfig, name: str, batch: int, device: torch.device, 
     else:
         check = case.check(case.ours().to(device), x.double(), y)
     return _row("loss", name, batch, device, sides, check, reference=reference)
+
+
+def _compiled_row(config: BenchConfig, name: str, batch: int, device: torch.device, done: list[dict]) -> dict:
+    """Our step through ``torch.compile`` (:mod:`collapse.bench.compiled_case`) against PML's eager step."""
+    from collapse.bench.compiled_case import check_compiled, compiled_step
+
+    case = LOSS_CASES[name]
+    x, y = make_batch(batch, config.dim, per_class=config.per_class, seed=config.seed, device=device)
+    fn_ours = compiled_step(case.ours().to(device), x, y, backend=config.compile_backend)
+    fn_ours()  # compile outside the probe and the timings
+    miner, theirs = case.pml()
+    est = _estimate(done, name, batch, "pml_ms")
+    skip = est is not None and est / 1000 > config.skip_after
+    sides = _measure(config, device, fn_ours, None if skip else pml_step(miner, theirs.to(device), x, y))
+    check = check_compiled(lambda: case.ours().to(device), fn_ours.forward, x, y)
+    return _row("compiled", f"{name} compiled", batch, device, sides, check)
 
 
 def _estimate(done: list[dict], name: str, size: int, key: str) -> float | None:
@@ -239,10 +268,19 @@ def _measure(config: BenchConfig, device: torch.device, fn_a, fn_b) -> list[_Sid
             continue
         if config.compile and fn is fn_a:
             fn()  # compile outside the memory probe
-        t0 = time.perf_counter()
-        peak = peak_memory(fn, device=device)
-        synchronize(device)
-        probe.append(time.perf_counter() - t0)
+        # The probe's time is the call's own: the memory bookkeeping around it (gc, malloc_trim, resetting the
+        # kernel's high-water mark) can take seconds on a loaded machine and must not count as the step.
+        seconds: list[float] = []
+
+        def timed(fn=fn, seconds=seconds) -> None:
+            synchronize(device)
+            t0 = time.perf_counter()
+            fn()
+            synchronize(device)
+            seconds.append(time.perf_counter() - t0)
+
+        peak = peak_memory(timed, device=device)
+        probe.append(seconds[0])
         side.peak_mb, side.rise_mb = peak.peak_mb, peak.rise_mb
     slowest = max(probe)
     if slowest > config.budget:

@@ -7,17 +7,38 @@
 and returns a :class:`~collapse.losses.terms.LossOutput`. Embeddings are ``(B, d)`` for one batch or
 ``(G, B, d)`` for G independent runs trained in one tensor program; labels are ``(B,)`` or ``(G, B)``.
 
-Cost. When the sampler picks one negative per positive pair and the loss reads the distance only at its tuples
-(``pairwise_terms``), the matrix is computed once without autograd, for the selection only, and the distances the
-terms need are recomputed with autograd from the embeddings (:meth:`~collapse.distances.Distance.pairs`): the
-backward pass is O(T d) for T tuples instead of O(B^2 d), and no (B, B) tensor is kept for it. Those values equal
-the matrix entries up to rounding. Otherwise (all negatives, or more tuple work than the matrix) the matrix
-carries autograd.
+Two layouts, one implementation. Each loss writes its per-tuple math once, as term functions of distance values
+(e.g. :meth:`TripletMarginLoss.term(d_ap, d_an) <collapse.losses.triplet.TripletMarginLoss.term>`), and applies
+them in two layouts:
+
+* **fixed-shape** (:meth:`MetricLoss.anchor_terms`), the training step of every sampler that picks one positive per
+  anchor (easy, hard or random positives, with any negative rule): the sampler returns an
+  :class:`~collapse.sampling.selection.AnchorSelection` (``(G, B)`` indices and validity masks; for ``all``
+  negatives a ``(G, B, B)`` mask), the terms are computed for every anchor and carry the mask, and the reducers
+  weight by it. No shape depends on the data and nothing reads a value back from the device, so
+  ``torch.compile(fullgraph=True, dynamic=False)`` captures the whole forward and backward (one graph, zero graph
+  breaks; tests/losses/test_fixed_shape.py) and a GPU can replay it as one CUDA graph;
+* **listed** (:meth:`MetricLoss.compute_terms`): index tuples (:class:`~collapse.sampling.tuples.Tuples`), for the
+  ``all`` positive rule, for the theory (which weights given tuples) and for rule subclasses that list their own.
+
+The listed view of a fixed-shape step (``LossOutput.terms``/``.tuples``) is derived from the masks on first read,
+so the per-tuple API stays what it was; tests check that both layouts give the same values and gradients. We chose
+shared term functions over making one layout the only one because the theory needs the listed layout with its own
+tuples and weights, and the all-positives rule has no fixed per-anchor shape; the formulas are not duplicated.
+
+Cost. When the terms read the distance only at ``D[g, a, p(a)]`` and ``D[g, a, n(a)]`` (one negative per anchor),
+the matrix is computed once without autograd, for the selection only, and those distances are recomputed with
+autograd from the embeddings (:class:`PairDistances`, :func:`~collapse._fastgrad.pair_distance`): the backward pass
+is O(B d) instead of O(B^2 d), and no (B, B) tensor is kept for it. They equal the matrix entries up to rounding.
+Terms that read whole rows (``all`` negatives, multi-similarity) take the matrix with autograd (for cosine, the
+Gram matrix with a one-product backward, :func:`~collapse._fastgrad.gram`). In the listed layout, a step with more
+tuple work than the matrix uses the matrix with autograd.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch import nn
@@ -27,9 +48,10 @@ from collapse.distances import Distance, get_distance
 from collapse.losses.reducers import REDUCERS, Reducer
 from collapse.losses.terms import LossOutput, Terms
 from collapse.sampling.sampler import Sampler
+from collapse.sampling.selection import AnchorSelection
 from collapse.sampling.tuples import Tuples
 
-__all__ = ["SCRATCH_ELEMENTS", "MetricLoss", "PairDistances", "as_groups"]
+__all__ = ["SCRATCH_ELEMENTS", "MetricLoss", "PairDistances", "anchor_values", "as_groups", "triplet_layout"]
 
 #: Largest selection matrix (entries) a loss keeps between steps as a reusable buffer (16M: 64 MB of float32).
 SCRATCH_ELEMENTS = 1 << 24
@@ -49,8 +71,11 @@ def as_groups(embeddings: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Ten
     if labels.is_floating_point() or labels.dtype == torch.bool:
         raise TypeError(f"labels must be integers, got dtype {labels.dtype}")
     # min/max propagate NaN and inf, and are one vectorised pass (isfinite().all() is several times slower on CPU).
-    if embeddings.numel() and not all(math.isfinite(float(v)) for v in torch.aminmax(embeddings.detach())):
-        raise ValueError("embeddings contain NaN or inf")
+    # Under torch.compile the check would split the graph (it reads values back); a compiled step skips it.
+    if embeddings.numel() and not torch.compiler.is_compiling():
+        # The one read-back of an eager step (on a GPU it waits for the device): bad input must fail clearly.
+        if not all(math.isfinite(float(v)) for v in torch.aminmax(embeddings.detach())):
+            raise ValueError("embeddings contain NaN or inf")
     return embeddings, labels
 
 
@@ -69,6 +94,19 @@ class PairDistances:
             # One group: the rows are the batch indices themselves (no index arithmetic per call).
             return pair_distance(self.prepared.reshape(batch, dim), i, j, self.distance.pair_kind)
         return self.distance.pairs(self.prepared, g, i, j, prepared=True)
+
+    def anchors(self, *index: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``D[g, a, idx[g, a]]`` for every anchor, one ``(G, B)`` tensor per ``(G, B)`` index matrix, in one
+        :func:`~collapse._fastgrad.pair_distance` call (fixed shapes)."""
+        n_groups, batch, dim = self.prepared.shape
+        rows = n_groups * batch
+        anchor = torch.arange(rows, device=self.prepared.device)
+        offset = torch.arange(0, rows, batch, device=self.prepared.device).unsqueeze(-1) if n_groups > 1 else 0
+        j = torch.cat([(idx + offset).reshape(-1) for idx in index]) if len(index) > 1 else (index[0] + offset)
+        values = pair_distance(
+            self.prepared.reshape(rows, dim), anchor.repeat(len(index)), j.reshape(-1), self.distance.pair_kind
+        )
+        return tuple(values.reshape(len(index), n_groups, batch).unbind(0))
 
     @property
     def shape(self) -> torch.Size:
@@ -90,6 +128,46 @@ class PairDistances:
     def sum(self) -> torch.Tensor:
         """A scalar connected to the embeddings' graph (what ``0.0 * dist.sum()`` is there for), O(B d)."""
         return self.prepared.sum()
+
+
+def anchor_values(dist: torch.Tensor | PairDistances, *index: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """``dist[g, a, idx[g, a]]`` for each ``(G, B)`` index matrix ``idx``: one ``(G, B)`` tensor each."""
+    if isinstance(dist, PairDistances):
+        return dist.anchors(*index)
+    return tuple(dist.gather(-1, i.unsqueeze(-1)).squeeze(-1) for i in index)
+
+
+def _warn_if_no_positive(selection: AnchorSelection) -> None:
+    """The index path's warning when no anchor has a positive, for eager CPU steps only: elsewhere the check would
+    read a value back from the device on every step (or split a compiled graph), so it is left to ``.tuples``."""
+    if selection.has_positive.device.type != "cpu" or torch.compiler.is_compiling():
+        return
+    if selection.batch_size and not bool(selection.has_positive.any()):
+        n = selection.n_groups * selection.batch_size
+        warnings.warn(
+            f"no anchor in the batch has a valid positive ({n} anchors dropped); the loss is 0",
+            RuntimeWarning,
+            stacklevel=5,
+        )
+
+
+def triplet_layout(
+    dist: torch.Tensor | PairDistances, selection: AnchorSelection
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...], torch.Tensor]:
+    """``(d_ap, d_an, group, (a, p, n), mask)`` of the triplets of a fixed-shape selection, broadcastable to one
+    shape: ``(G, B)`` with one negative per anchor, ``(G, B, B)`` (every negative ``n`` of the last axis) with
+    ``all``; ``dist`` is then the matrix."""
+    s = selection
+    g, a = s.group_index, s.anchor_index
+    if s.per_pair:
+        d_ap, d_an = anchor_values(dist, s.positive, s.negative)
+        return d_ap, d_an, g, (a, s.positive, s.negative), s.kept
+    (d_ap,) = anchor_values(dist, s.positive)
+    shape = (*a.shape, s.batch_size)
+    n = torch.arange(s.batch_size, device=a.device).expand(shape)
+    idx = (a.unsqueeze(-1).expand(shape), s.positive.unsqueeze(-1).expand(shape), n)
+    mask = s.negative_mask & s.has_positive.unsqueeze(-1)
+    return d_ap.unsqueeze(-1), dist, g.unsqueeze(-1).expand(shape), idx, mask
 
 
 class _Scratch:
@@ -147,6 +225,8 @@ class MetricLoss(nn.Module):
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor, sampler: Sampler | None = None) -> LossOutput:
         emb, labels = as_groups(embeddings, labels)
         sampler = sampler or self.sampler
+        if emb.shape[-2] and self._fixed_shape(sampler):
+            return self._forward_fixed(emb, labels, sampler)
         if not (self.pairwise_terms and sampler.negative.per_pair):
             return self.from_distances(self.distance(emb), labels, dim=emb.shape[-1], sampler=sampler)
         prepared = self.distance.prepare(emb)
@@ -163,6 +243,56 @@ class MetricLoss(nn.Module):
             # the matrix with autograd takes less memory.
             return self._reduce(self.distance(emb), tuples, labels)
         return self._reduce(PairDistances(self.distance, prepared), tuples, labels)
+
+    # ----------------------------------------------------------------------------------------- fixed-shape path
+
+    def _fixed_shape(self, sampler: Sampler) -> bool:
+        """Whether the step runs on a fixed-shape selection: the loss has :meth:`anchor_terms`, the sampler picks
+        one positive per anchor, and neither is a subclass that redefines the listing (``__call__``)."""
+        return (
+            type(self).anchor_terms is not MetricLoss.anchor_terms
+            and type(sampler).__call__ is Sampler.__call__
+            and sampler.per_anchor
+        )
+
+    def _forward_fixed(self, emb: torch.Tensor, labels: torch.Tensor, sampler: Sampler) -> LossOutput:
+        n_groups, batch, dim = emb.shape
+        prepared = self.distance.prepare(emb)
+        compiling = torch.compiler.is_compiling()
+        if self.reads_matrix(sampler):
+            # The terms read whole rows: one matrix with autograd, the selection on its detached values.
+            sim = self.matrix_is_similarity
+            matrix = self.distance.similarity_matrix(prepared) if sim else self.distance(prepared, prepared=True)
+            with torch.no_grad():
+                scratch = None if compiling else self._scratch(n_groups, batch, prepared)
+                if sim:
+                    dist = self.distance.from_similarity(matrix.detach(), out=scratch)
+                else:
+                    dist = matrix.detach() if scratch is None else scratch.copy_(matrix.detach())
+                selection = sampler.select(dist, labels, dim=dim, overwrite=scratch is not None)
+            return self._reduce(matrix, selection, labels)
+        with torch.no_grad():
+            detached = prepared.detach()
+            scratch = None if compiling else self._scratch(n_groups, batch, detached)
+            full = self.distance(detached, prepared=True, out=scratch)
+            selection = sampler.select(full, labels, dim=dim, overwrite=True)
+        return self._reduce(PairDistances(self.distance, prepared), selection, labels)
+
+    def reads_matrix(self, sampler: Sampler) -> bool:
+        """Whether :meth:`anchor_terms` reads whole rows of the matrix (else only ``D[g, a, p(a)]``, ``D[g, a,
+        n(a)]``, which :class:`PairDistances` computes in O(B d)); by default when the negatives are ``all``."""
+        return not sampler.negative.per_pair
+
+    #: :meth:`anchor_terms` gets the similarity matrix (:meth:`Distance.similarity_matrix`) instead of distances.
+    matrix_is_similarity = False
+
+    def anchor_terms(
+        self, dist: torch.Tensor | PairDistances, selection: AnchorSelection, labels: torch.Tensor
+    ) -> dict[str, Terms]:
+        """The fixed-shape terms (:class:`Terms` with a mask) of a selection; computed by the same term functions as
+        :meth:`compute_terms`. ``dist`` is the matrix with autograd, or :class:`PairDistances` (see
+        :meth:`reads_matrix`), or the similarity matrix (:attr:`matrix_is_similarity`)."""
+        raise NotImplementedError
 
     def _scratch(self, n_groups: int, batch: int, like: torch.Tensor) -> torch.Tensor | None:
         """The (G, B, B) buffer of the selection matrix, kept from step to step up to :data:`SCRATCH_ELEMENTS`.
@@ -183,12 +313,28 @@ class MetricLoss(nn.Module):
     ) -> LossOutput:
         """The loss of a ``(G, B, B)`` distance matrix with ``(G, B)`` labels (``dim`` is the embedding dimension,
         which distance-weighted sampling needs). The theory module feeds exact mode distances through here."""
-        return self._reduce(dist, (sampler or self.sampler)(dist, labels, dim=dim), labels)
+        sampler = sampler or self.sampler
+        if dist.shape[-1] and self._fixed_shape(sampler):
+            selection = sampler.select(dist, labels, dim=dim)
+            values = self.distance.similarity(dist) if self.matrix_is_similarity else dist
+            return self._reduce(values, selection, labels)
+        return self._reduce(dist, sampler(dist, labels, dim=dim), labels)
 
-    def _reduce(self, dist: torch.Tensor | PairDistances, tuples: Tuples, labels: torch.Tensor) -> LossOutput:
-        # An empty batch has no tuple and so no term (a loss's row-wise term code may assume at least one column).
-        terms = self.compute_terms(dist, tuples, labels) if tuples.batch_size else {}
-        per_group = self.reducer(terms, tuples.n_groups, dist)
+    def _reduce(
+        self, dist: torch.Tensor | PairDistances, tuples: Tuples | AnchorSelection, labels: torch.Tensor
+    ) -> LossOutput:
+        fixed = isinstance(tuples, AnchorSelection)
+        if fixed:
+            _warn_if_no_positive(tuples)
+        if not tuples.batch_size:
+            # An empty batch has no tuple and so no term (a loss's row-wise term code may assume one column).
+            terms = {}
+        elif fixed:
+            terms = self.anchor_terms(dist, tuples, labels)
+        else:
+            terms = self.compute_terms(dist, tuples, labels)
+        n_groups = tuples.n_groups
+        per_group = self.reducer(terms, n_groups, dist)
         if dist.requires_grad and not per_group.requires_grad:
             # No tuple was selected: a zero multiple keeps the graph connected, so backward() still works.
             per_group = per_group + 0.0 * dist.sum()
@@ -198,7 +344,9 @@ class MetricLoss(nn.Module):
     def compute_terms(self, dist: torch.Tensor, tuples: Tuples, labels: torch.Tensor) -> dict[str, Terms]:
         raise NotImplementedError
 
-    def regularizer(self, tuples: Tuples, labels: torch.Tensor, per_group: torch.Tensor) -> torch.Tensor:
+    def regularizer(
+        self, tuples: Tuples | AnchorSelection, labels: torch.Tensor, per_group: torch.Tensor
+    ) -> torch.Tensor:
         return torch.zeros_like(per_group)
 
     def extra_repr(self) -> str:

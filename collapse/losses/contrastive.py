@@ -12,6 +12,9 @@ loss here is the terms of that pair, :math:`\ell^+ + \ell^-` averaged as usual. 
 returns 0 instead: its ``GenericPairLoss`` returns zero losses whenever every index tuple holds at most one entry
 (a guard that also catches the single-pair case). We keep the pair: it is a valid selection and dropping it would
 silently stop the gradient of such batches. ``tests/test_interop.py`` pins both behaviours.
+
+One formula, two layouts: :meth:`ContrastiveLoss.pos_term` and :meth:`~ContrastiveLoss.neg_term` serve the listed
+pairs (``compute_terms``) and the fixed-shape step with masks (``anchor_terms``, see :mod:`collapse.losses.base`).
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ from __future__ import annotations
 import torch
 
 from collapse._validation import check_real
-from collapse.losses.base import MetricLoss
+from collapse.losses.base import MetricLoss, anchor_values
 from collapse.losses.terms import Terms
+from collapse.sampling.selection import AnchorSelection
 from collapse.sampling.tuples import Pairs, Tuples
 
 __all__ = ["ContrastiveLoss"]
@@ -38,9 +42,39 @@ class ContrastiveLoss(MetricLoss):
         self.pos_margin = check_real("pos_margin", pos_margin)
         self.neg_margin = check_real("neg_margin", neg_margin)
 
+    def pos_term(self, d: torch.Tensor) -> torch.Tensor:
+        return torch.relu(d - self.pos_margin)
+
+    def neg_term(self, d: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.neg_margin - d)
+
     def compute_terms(self, dist: torch.Tensor, tuples: Tuples, labels: torch.Tensor) -> dict[str, Terms]:
         pos, neg = tuples.positive_pairs, tuples.negative_pairs
         return {
-            "pos_loss": pair_terms(torch.relu(pos.gather(dist) - self.pos_margin), pos, "pos_pair"),
-            "neg_loss": pair_terms(torch.relu(self.neg_margin - neg.gather(dist)), neg, "neg_pair"),
+            "pos_loss": pair_terms(self.pos_term(pos.gather(dist)), pos, "pos_pair"),
+            "neg_loss": pair_terms(self.neg_term(neg.gather(dist)), neg, "neg_pair"),
         }
+
+    def anchor_terms(self, dist, selection: AnchorSelection, labels: torch.Tensor) -> dict[str, Terms]:
+        s = selection
+        g, a = s.group_index, s.anchor_index
+        if s.per_pair:
+            d_ap, d_an = anchor_values(dist, s.positive, s.negative)
+            kept = s.kept
+            return {
+                "pos_loss": Terms(self.pos_term(d_ap), g, (a, s.positive), "pos_pair", mask=kept),
+                "neg_loss": Terms(self.neg_term(d_an), g, (a, s.negative), "neg_pair", mask=kept),
+            }
+        (d_ap,) = anchor_values(dist, s.positive)
+        # Every (anchor, other-label sample) of an anchor with a positive: (G, B, B) terms.
+        batch = s.batch_size
+        b = torch.arange(batch, device=dist.device)
+        neg = Terms(
+            self.neg_term(dist),
+            g.unsqueeze(-1).expand(-1, -1, batch),
+            (a.unsqueeze(-1).expand(-1, -1, batch), b.expand(*a.shape, batch)),
+            "neg_pair",
+            mask=s.negative_mask & s.has_positive.unsqueeze(-1),
+        )
+        return {"pos_loss": Terms(self.pos_term(d_ap), g, (a, s.positive), "pos_pair", mask=s.has_positive),
+                "neg_loss": neg}

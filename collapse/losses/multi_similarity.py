@@ -8,6 +8,11 @@ For an anchor :math:`a` with selected positives :math:`P_a` and negatives :math:
 
 averaged over anchors that have a positive. With easy positive sampling :math:`P_a` is the single nearest
 same-label sample.
+
+One formula, two layouts: the halves :meth:`MultiSimilarityLoss.negative_half` and
+:meth:`~MultiSimilarityLoss.positive_half` serve the listed anchors (``compute_terms``) and the fixed-shape step
+(``anchor_terms``: every anchor's row of the similarity matrix, weighted by whether it has a positive; see
+:mod:`collapse.losses.base`).
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ import torch.nn.functional as F
 
 from collapse._fastgrad import log1p_sum_exp
 from collapse._validation import check_real
-from collapse.losses.base import MetricLoss
+from collapse.losses.base import MetricLoss, anchor_values
 from collapse.losses.terms import Terms
+from collapse.sampling.selection import AnchorSelection
 from collapse.sampling.tuples import Tuples
 
 __all__ = ["MultiSimilarityLoss", "masked_log1p_sum_exp"]
@@ -39,6 +45,22 @@ class MultiSimilarityLoss(MetricLoss):
         self.beta = check_real("beta", beta, low=0.0, low_inclusive=False)
         self.base = check_real("base", base)
 
+    matrix_is_similarity = True
+
+    def reads_matrix(self, sampler) -> bool:
+        return True  # the negative half reads whole rows whatever the negative rule
+
+    def negative_half(
+        self, rows: torch.Tensor, mask: torch.Tensor | None, bias: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        r""":math:`\frac1\beta \log(1 + \sum_{n: m_n} e^{\beta(S_{an} - \lambda)})` per row (negatives given by a
+        boolean ``mask`` or an additive ``bias``, see :func:`~collapse._fastgrad.log1p_sum_exp`)."""
+        return log1p_sum_exp(rows, mask, self.beta, self.base, bias=bias) / self.beta
+
+    def positive_half(self, s_ap: torch.Tensor) -> torch.Tensor:
+        r""":math:`\frac1\alpha \log(1 + e^{-\alpha(S_{ap} - \lambda)})` of one positive per anchor (softplus)."""
+        return F.softplus(-self.alpha * (s_ap - self.base)) / self.alpha
+
     def compute_terms(self, dist: torch.Tensor, tuples: Tuples, labels: torch.Tensor) -> dict[str, Terms]:
         sim = self.distance.similarity(dist)
         n_groups, batch = tuples.n_groups, tuples.batch_size
@@ -51,13 +73,25 @@ class MultiSimilarityLoss(MetricLoss):
         rows = sim.reshape(-1, batch) if every else sim[g, a]
         neg = tuples.negative_mask()
         neg_rows = neg.reshape(-1, batch) if every else neg[g, a]
-        losses = log1p_sum_exp(rows, neg_rows, self.beta, self.base) / self.beta
+        losses = self.negative_half(rows, neg_rows)
         if len(g) and int(per_anchor.max()) == 1:
-            # One positive per anchor (easy/hard/random rules), in anchor order: log(1 + e^x) is softplus(x).
-            s_ap = pos_pairs.gather(sim)
-            losses = losses + F.softplus(-self.alpha * (s_ap - self.base)) / self.alpha
+            # One positive per anchor (easy/hard/random rules), in anchor order.
+            losses = losses + self.positive_half(pos_pairs.gather(sim))
         else:
             pos = pos_pairs.mask(n_groups, batch)
             pos_rows = pos.reshape(-1, batch) if every else pos[g, a]
             losses = losses + log1p_sum_exp(rows, pos_rows, -self.alpha, self.base) / self.alpha
         return {"loss": Terms(losses, g, (a,), "anchor")}
+
+    def anchor_terms(self, sim: torch.Tensor, selection: AnchorSelection, labels: torch.Tensor) -> dict[str, Terms]:
+        s = selection
+        (s_ap,) = anchor_values(sim, s.positive)
+        if s.per_pair:
+            # One negative per anchor: the sum has the single term of the selected negative.
+            (s_an,) = anchor_values(sim, s.negative)
+            negative = F.softplus(self.beta * (s_an - self.base)) / self.beta
+            kept = s.kept
+        else:
+            negative, kept = self.negative_half(sim, None, s.negative_bias(sim.dtype)), s.has_positive
+        losses = negative + self.positive_half(s_ap)
+        return {"loss": Terms(losses, s.group_index, (s.anchor_index,), "anchor", mask=kept)}

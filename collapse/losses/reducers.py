@@ -11,6 +11,10 @@ For a group with terms :math:`\ell_1..\ell_T` of each sub-loss:
   the margin loss's normalisation (Wu et al. 2017; pytorch-metric-learning's ``MarginLoss``).
 
 A group with nothing to average contributes 0.
+
+Terms come in two layouts, and each reducer is one formula over both: listed (flat ``losses`` with a ``group``
+index) or fixed-shape (``(G, ...)`` tensors with a ``mask`` of the counted entries, :class:`~collapse.losses.terms.
+Terms`); :func:`group_total` sums either per group, so the counts and sums above never list the tuples.
 """
 
 from __future__ import annotations
@@ -27,6 +31,18 @@ __all__ = ["REDUCERS", "AvgNonZeroReducer", "DivisorReducer", "MeanReducer", "Re
 def group_sum(values: torch.Tensor, group: torch.Tensor, n_groups: int) -> torch.Tensor:
     out = torch.zeros(n_groups, dtype=values.dtype, device=values.device)
     return out.index_add(0, group, values)
+
+
+def group_total(terms: Terms, values: torch.Tensor, n_groups: int) -> torch.Tensor:
+    """Per-group sum of ``values`` (shaped like ``terms.losses``) over the terms' tuples, in either layout."""
+    if terms.mask is None:
+        return group_sum(values, terms.group, n_groups)
+    # where, not a product: a placeholder entry may be anything finite or not, and must not reach the sum.
+    return torch.where(terms.mask, values, 0.0).reshape(n_groups, -1).sum(-1)
+
+
+def _counted(terms: Terms, values: torch.Tensor) -> torch.Tensor:
+    return values if terms.mask is None else values & terms.mask
 
 
 def _safe_divide(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
@@ -53,23 +69,27 @@ class MeanReducer(Reducer):
     name = "mean"
 
     def reduce_one(self, terms, n_groups):
-        count = group_sum(torch.ones_like(terms.losses), terms.group, n_groups)
-        return _safe_divide(group_sum(terms.losses, terms.group, n_groups), count)
+        if terms.mask is None:
+            count = group_sum(torch.ones_like(terms.losses), terms.group, n_groups)
+        else:
+            count = terms.mask.reshape(n_groups, -1).sum(-1).to(terms.losses.dtype)
+        return _safe_divide(group_total(terms, terms.losses, n_groups), count)
 
 
 class SumReducer(Reducer):
     name = "sum"
 
     def reduce_one(self, terms, n_groups):
-        return group_sum(terms.losses, terms.group, n_groups)
+        return group_total(terms, terms.losses, n_groups)
 
 
 class AvgNonZeroReducer(Reducer):
     name = "avg_nonzero"
 
     def reduce_one(self, terms, n_groups):
-        count = group_sum((terms.losses > 0).to(terms.losses.dtype), terms.group, n_groups)
-        return _safe_divide(group_sum(terms.losses, terms.group, n_groups), count)
+        nonzero = _counted(terms, terms.losses > 0).to(terms.losses.dtype)
+        count = group_total(terms, nonzero, n_groups).detach()
+        return _safe_divide(group_total(terms, terms.losses, n_groups), count)
 
 
 class DivisorReducer(Reducer):
@@ -84,9 +104,9 @@ class DivisorReducer(Reducer):
         total = torch.zeros(n_groups, dtype=like.dtype, device=like.device)
         count = torch.zeros(n_groups, dtype=like.dtype, device=like.device)
         for name, t in terms.items():
-            total = total + group_sum(t.losses, t.group, n_groups).to(like.dtype)
+            total = total + group_total(t, t.losses, n_groups).to(like.dtype)
             if name in self.counted:
-                count = count + group_sum((t.losses > 0).to(like.dtype), t.group, n_groups)
+                count = count + group_total(t, _counted(t, t.losses > 0).to(like.dtype), n_groups)
         return _safe_divide(total, count)
 
     def __repr__(self) -> str:

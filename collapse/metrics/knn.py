@@ -1,5 +1,10 @@
 r"""Exact k-nearest-neighbour search in torch, chunked so that memory stays O(chunk_size * N).
 
+Chunk size: unless given, the number of query rows per chunk is set from a memory budget (:func:`chunk_rows`):
+a chunk's working memory is about ``rows * Nr * (2 * itemsize + 4)`` bytes (the distance block, its re-indexed
+copy when rows are duplicated, or the integer keys of the tie pass), kept under :data:`MEMORY_BUDGET` on a CPU and
+under a quarter of the free memory (at most 2 GiB) on a GPU.
+
 Distances (on the vectors as given, no normalisation for ``"euclidean"``):
 
 * ``"euclidean"``: :math:`d(x, y) = \lVert x - y \rVert_2`, computed as
@@ -30,9 +35,30 @@ import torch
 
 from collapse._validation import check_choice, check_int
 
-__all__ = ["DISTANCES", "iter_knn", "knn"]
+__all__ = ["DISTANCES", "MEMORY_BUDGET", "chunk_rows", "iter_knn", "knn"]
 
 DISTANCES = ("euclidean", "cosine")
+
+#: Working memory (bytes) of one chunk on a CPU when neither ``chunk_size`` nor ``memory_budget`` is given.
+MEMORY_BUDGET = 256 * 2**20
+#: Largest budget on a GPU (where the default is a quarter of the free memory).
+GPU_MEMORY_BUDGET = 2 * 2**30
+
+
+def chunk_rows(
+    n_query: int, n_ref: int, k: int, dtype: torch.dtype, device: torch.device | str, memory_budget: int | None = None
+) -> int:
+    """Query rows per chunk so that a chunk's working memory stays within ``memory_budget`` bytes (see the module
+    docstring); at least 1 and at most ``n_query``."""
+    device = torch.device(device)
+    if memory_budget is None:
+        if device.type == "cuda":
+            memory_budget = min(GPU_MEMORY_BUDGET, torch.cuda.mem_get_info(device)[0] // 4)
+        else:
+            memory_budget = MEMORY_BUDGET
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    per_row = n_ref * (2 * itemsize + 4) + 32 * (k + 1)
+    return int(max(1, min(n_query, memory_budget // per_row)))
 
 ArrayLike = torch.Tensor | np.ndarray
 
@@ -43,8 +69,9 @@ def knn(
     k: int = 1,
     *,
     exclude_self: bool = True,
-    chunk_size: int = 4096,
+    chunk_size: int | None = None,
     distance: str = "euclidean",
+    memory_budget: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact k nearest neighbours of every query row among the reference rows.
 
@@ -55,8 +82,11 @@ def knn(
     k : number of neighbours, ``1 <= k <= Nr`` (``Nr - 1`` when the self-match is excluded).
     exclude_self : with ``reference=None``, drop each point's own index from its list. It has no effect
         when a separate reference is given (nothing there is "self"; pass ``reference=None`` instead).
-    chunk_size : number of query rows handled at once; peak memory is O(chunk_size * Nr).
+    chunk_size : number of query rows handled at once; peak memory is O(chunk_size * Nr). ``None``: from
+        ``memory_budget`` (:func:`chunk_rows`).
     distance : ``"euclidean"`` or ``"cosine"`` (see the module docstring).
+    memory_budget : bytes of working memory per chunk when ``chunk_size`` is ``None`` (default
+        :data:`MEMORY_BUDGET` on a CPU, a quarter of the free memory up to 2 GiB on a GPU).
 
     Returns
     -------
@@ -64,6 +94,7 @@ def knn(
     indices : (Nq, k) int64 tensor into the reference rows, sorted by (distance, index).
     """
     q, r, self_search, k = _check_knn_args(query, reference, k, exclude_self, chunk_size, distance)
+    chunk_size = _resolve_chunk(q, r, k, chunk_size, memory_budget)
     n_query = q.shape[0]
     dist_out = torch.empty((n_query, k), dtype=q.dtype, device=q.device)
     idx_out = torch.empty((n_query, k), dtype=torch.long, device=q.device)
@@ -79,8 +110,9 @@ def iter_knn(
     k: int = 1,
     *,
     exclude_self: bool = True,
-    chunk_size: int = 4096,
+    chunk_size: int | None = None,
     distance: str = "euclidean",
+    memory_budget: int | None = None,
 ) -> Iterator[tuple[int, int, torch.Tensor, torch.Tensor]]:
     """Same search as :func:`knn`, yielded chunk by chunk as ``(start, stop, distances, indices)``.
 
@@ -88,7 +120,17 @@ def iter_knn(
     each chunk to per-query numbers never hold the full (Nq, k) result.
     """
     q, r, self_search, k = _check_knn_args(query, reference, k, exclude_self, chunk_size, distance)
-    yield from _iter_knn(q, r, k, self_search, chunk_size, distance)
+    yield from _iter_knn(q, r, k, self_search, _resolve_chunk(q, r, k, chunk_size, memory_budget), distance)
+
+
+def _resolve_chunk(
+    q: torch.Tensor, r: torch.Tensor, k: int, chunk_size: int | None, memory_budget: int | None
+) -> int:
+    if chunk_size is not None:
+        return chunk_size
+    if memory_budget is not None:
+        check_int("memory_budget", memory_budget, low=1)
+    return chunk_rows(q.shape[0], r.shape[0], k, q.dtype, q.device, memory_budget)
 
 
 def _check_knn_args(
@@ -96,11 +138,12 @@ def _check_knn_args(
     reference: ArrayLike | None,
     k: int,
     exclude_self: bool,
-    chunk_size: int,
+    chunk_size: int | None,
     distance: str,
 ) -> tuple[torch.Tensor, torch.Tensor, bool, int]:
     check_choice("distance", distance, DISTANCES)
-    chunk_size = check_int("chunk_size", chunk_size, low=1)
+    if chunk_size is not None:
+        check_int("chunk_size", chunk_size, low=1)
     q = as_embeddings(query, "query", min_samples=1)
     if reference is None:
         r = q

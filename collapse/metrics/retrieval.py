@@ -59,25 +59,36 @@ def retrieval_metrics(
     *,
     ks: Iterable[int] = (1, 2, 4, 8),
     distance: str = "euclidean",
-    chunk_size: int = 4096,
+    chunk_size: int | None = None,
     nmi: bool = True,
     random_state: int | np.random.Generator | None = 0,
+    memory_budget: int | None = None,
 ) -> dict[str, float]:
     """All retrieval metrics from one chunked k-NN pass (see the module docstring for the formulas).
+
+    ``chunk_size`` (query rows per chunk) defaults to what ``memory_budget`` bytes allow
+    (:func:`collapse.metrics.knn.chunk_rows`).
 
     Returns a dict with keys ``recall_at_{k}`` for each ``k`` in ``ks``, ``precision_at_1``,
     ``r_precision``, ``map_at_r`` and, if ``nmi``, ``nmi``; values are python floats.
     """
     ks = _check_ks(ks)
     x, y = _check_inputs(embeddings, labels, distance, chunk_size)
-    out = _knn_scores(x, y, ks=ks, with_r=True, distance=distance, chunk_size=chunk_size)
+    out = _knn_scores(
+        x, y, ks=ks, with_r=True, distance=distance, chunk_size=chunk_size, memory_budget=memory_budget
+    )
     if nmi:
         out["nmi"] = _nmi(x, y, random_state)
     return out
 
 
 def recall_at_k(
-    embeddings: ArrayLike, labels: ArrayLike, k: int = 1, *, distance: str = "euclidean", chunk_size: int = 4096
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    k: int = 1,
+    *,
+    distance: str = "euclidean",
+    chunk_size: int | None = None,
 ) -> float:
     """Recall@K: fraction of (non-lone) queries with a same-label item among their ``k`` nearest neighbours."""
     k = check_int("k", k, low=1)
@@ -86,7 +97,7 @@ def recall_at_k(
 
 
 def precision_at_1(
-    embeddings: ArrayLike, labels: ArrayLike, *, distance: str = "euclidean", chunk_size: int = 4096
+    embeddings: ArrayLike, labels: ArrayLike, *, distance: str = "euclidean", chunk_size: int | None = None
 ) -> float:
     """P@1: fraction of (non-lone) queries whose nearest neighbour has the same label."""
     x, y = _check_inputs(embeddings, labels, distance, chunk_size)
@@ -94,21 +105,27 @@ def precision_at_1(
 
 
 def r_precision(
-    embeddings: ArrayLike, labels: ArrayLike, *, distance: str = "euclidean", chunk_size: int = 4096
+    embeddings: ArrayLike, labels: ArrayLike, *, distance: str = "euclidean", chunk_size: int | None = None
 ) -> float:
     """R-precision: mean over (non-lone) queries of the same-label fraction among the ``R_i`` nearest."""
     x, y = _check_inputs(embeddings, labels, distance, chunk_size)
     return _knn_scores(x, y, ks=(), with_r=True, distance=distance, chunk_size=chunk_size)["r_precision"]
 
 
-def map_at_r(embeddings: ArrayLike, labels: ArrayLike, *, distance: str = "euclidean", chunk_size: int = 4096) -> float:
+def map_at_r(
+    embeddings: ArrayLike, labels: ArrayLike, *, distance: str = "euclidean", chunk_size: int | None = None
+) -> float:
     """MAP@R: mean over (non-lone) queries of the average precision truncated at ``R_i`` (Musgrave et al. 2020)."""
     x, y = _check_inputs(embeddings, labels, distance, chunk_size)
     return _knn_scores(x, y, ks=(), with_r=True, distance=distance, chunk_size=chunk_size)["map_at_r"]
 
 
 def map_at_r_many(
-    embeddings: ArrayLike, label_sets: Iterable[ArrayLike], *, distance: str = "euclidean", chunk_size: int = 4096
+    embeddings: ArrayLike,
+    label_sets: Iterable[ArrayLike],
+    *,
+    distance: str = "euclidean",
+    chunk_size: int | None = None,
 ) -> list[float]:
     """MAP@R of one embedding under several labelings, from one k-NN pass (e.g. a permutation null).
 
@@ -179,10 +196,11 @@ def _check_ks(ks: Iterable[int]) -> tuple[int, ...]:
 
 
 def _check_inputs(
-    embeddings: ArrayLike, labels: ArrayLike | None, distance: str, chunk_size: int
+    embeddings: ArrayLike, labels: ArrayLike | None, distance: str, chunk_size: int | None
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     check_choice("distance", distance, DISTANCES)
-    check_int("chunk_size", chunk_size, low=1)
+    if chunk_size is not None:
+        check_int("chunk_size", chunk_size, low=1)
     x = as_embeddings(embeddings)
     if labels is None:
         return x, None
@@ -199,7 +217,8 @@ def _knn_scores(
     ks: tuple[int, ...],
     with_r: bool,
     distance: str,
-    chunk_size: int,
+    chunk_size: int | None,
+    memory_budget: int | None = None,
 ):
     """Per-query retrieval scores from one chunked k-NN pass, averaged over queries with R_i >= 1.
 
@@ -218,7 +237,8 @@ def _knn_scores(
     keys = [f"recall_at_{k}" for k in ks] + ["precision_at_1"] + (["r_precision", "map_at_r"] if with_r else [])
     sums = [dict.fromkeys(keys, 0.0) for _ in ys]
     positions = torch.arange(1, k_needed + 1, device=x.device, dtype=torch.float64)
-    for start, stop, _, idx in iter_knn(x, None, k_needed, chunk_size=chunk_size, distance=distance):
+    knn_chunks = iter_knn(x, None, k_needed, chunk_size=chunk_size, distance=distance, memory_budget=memory_budget)
+    for start, stop, _, idx in knn_chunks:
         for yy, r_all, acc in zip(ys, r_alls, sums):
             keep = r_all[start:stop] >= 1
             match = yy[idx[keep]] == yy[start:stop][keep, None]

@@ -8,7 +8,27 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["masked_argmax", "masked_argmin", "masked_random"]
+__all__ = ["masked_argmax", "masked_argmin", "masked_random", "row_argmin"]
+
+
+def row_argmin(values: torch.Tensor) -> torch.Tensor:
+    """``values.argmin(dim=-1)``, the same indices (first minimum), faster on a CPU for long rows.
+
+    On a CPU ``argmin`` is a scalar loop (about 1 ns per entry), while ``amin`` is vectorised (about 15 times
+    faster). For rows of a length ``n = m k`` this takes ``amin`` over blocks of ``k`` entries, ``argmin`` over the
+    ``m`` block minima (the first block holding the row minimum) and ``argmin`` inside that block (its first minimal
+    entry): the lowest index of the row minimum, as ``argmin`` returns. Elsewhere (GPU, ``torch.compile``, short
+    rows) it is ``argmin`` itself.
+    """
+    n = values.shape[-1]
+    k = next((k for k in (32, 16, 8) if n % k == 0 and n >= 8 * k), None)
+    if k is None or values.device.type != "cpu" or torch.compiler.is_compiling():
+        return values.argmin(dim=-1)
+    blocks = values.unflatten(-1, (n // k, k))
+    # NaN: amin and argmin both treat it as the smallest value, so the first NaN is found as argmin finds it.
+    block = blocks.amin(-1).argmin(dim=-1, keepdim=True)
+    within = blocks.gather(-2, block.unsqueeze(-1).expand(*block.shape, k)).squeeze(-2).argmin(dim=-1)
+    return block.squeeze(-1) * k + within
 
 
 def masked_argmin(values: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -20,7 +40,7 @@ def masked_argmin(values: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tenso
     """
     # masked_fill with a scalar is the cheapest masking on CPU (a where() would allocate the fill tensor too).
     masked = values.masked_fill(~mask, torch.inf)
-    idx = masked.argmin(dim=-1)
+    idx = row_argmin(masked)
     valid = masked.gather(-1, idx.unsqueeze(-1)).squeeze(-1) < torch.inf
     return idx.masked_fill_(~valid, 0), valid
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import torch
 
-from collapse.sampling._select import masked_argmax, masked_argmin
+from collapse.sampling._select import masked_argmax, masked_argmin, row_argmin
 
 __all__ = ["LabelSegments", "fused_negatives", "fused_negatives_apply", "fused_positives"]
 
@@ -122,7 +122,7 @@ def fused_negatives(
             # subtracting big times it leaves semi-hard candidates bitwise unchanged and lifts the rest above limit.
             pen = torch.sub(work, thresholds[r0:r1], out=pen_buf[: r1 - r0]).sign_().sub_(1.0)
             work.sub_(pen, alpha=big)
-        idx = work.argmin(dim=-1, keepdim=True)
+        idx = row_argmin(work).unsqueeze(-1)
         index.append(idx)
         best.append(work.gather(-1, idx))
     index = torch.cat(index).squeeze(-1) if len(index) > 1 else index[0].squeeze(-1)

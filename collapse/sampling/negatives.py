@@ -45,6 +45,8 @@ class NegativeRule:
 
     name = "negative"
     per_pair = True
+    #: Whether ``_pick`` draws from the sampler's generator.
+    random = False
 
     def select(
         self, dist: torch.Tensor, candidates: torch.Tensor, positives: Pairs, generator: torch.Generator, dim: int
@@ -77,6 +79,31 @@ class NegativeRule:
             valid = torch.cat(valids) if len(valids) > 1 else valids[0]
         return Triplets(positives.g[valid], positives.a[valid], positives.b[valid], n[valid])
 
+    def pick_rows(
+        self,
+        dist: torch.Tensor,
+        candidates: torch.Tensor,
+        d_ap: torch.Tensor,
+        generator: torch.Generator | None,
+        dim: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(index, valid)``, each ``(G, B)``: the negative of every anchor ``a`` of a ``(G, B, B)`` matrix, given its
+        positive distance ``d_ap`` ``(G, B)`` (fixed shapes: anchors without a positive get a meaningless pick that
+        the caller masks). Rows go in chunks of about CHUNK_ELEMENTS entries, fixed by the shape alone."""
+        n_groups, batch = d_ap.shape
+        rows_d, rows_c, d_ap = dist.reshape(-1, batch), candidates.reshape(-1, batch), d_ap.reshape(-1)
+        n_rows = rows_d.shape[0]
+        step = max(1, (CHUNK_ELEMENTS if dist.device.type == "cpu" else GPU_CHUNK_ELEMENTS) // max(1, batch))
+        if step >= n_rows:
+            n, valid = self._pick(rows_d, rows_c, d_ap, generator, dim)
+        else:
+            parts = [
+                self._pick(rows_d[s : s + step], rows_c[s : s + step], d_ap[s : s + step], generator, dim)
+                for s in range(0, n_rows, step)
+            ]
+            n, valid = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+        return n.reshape(n_groups, batch), valid.reshape(n_groups, batch)
+
     def _pick(
         self, rows_d: torch.Tensor, rows_c: torch.Tensor, d_ap: torch.Tensor, generator: torch.Generator, dim: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -104,6 +131,7 @@ class AllNegatives(NegativeRule):
 
 class RandomNegative(NegativeRule):
     name = "random"
+    random = True
 
     def _pick(self, rows_d, rows_c, d_ap, generator, dim):
         return masked_random(rows_c, generator)
@@ -127,6 +155,7 @@ class DistanceWeightedNegative(NegativeRule):
     """Distance-weighted negatives (Wu et al. 2017); meant for Euclidean distance on the unit sphere."""
 
     name = "distance"
+    random = True
 
     def __init__(self, cutoff: float = 0.5, nonzero_loss_cutoff: float = 1.4) -> None:
         self.cutoff = check_real("cutoff", cutoff, low=0.0, high=2.0, low_inclusive=False)

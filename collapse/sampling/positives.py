@@ -27,6 +27,8 @@ class PositiveRule:
 
     name = "positive"
     one_per_anchor = True
+    #: Whether ``_pick`` draws from the sampler's generator.
+    random = False
 
     def select(self, dist: torch.Tensor, candidates: torch.Tensor, generator: torch.Generator) -> Pairs:
         idx, valid = self._pick(dist, candidates, generator)
@@ -53,6 +55,7 @@ class AllPositives(PositiveRule):
 
 class RandomPositive(PositiveRule):
     name = "random"
+    random = True
 
     def _pick(self, dist, candidates, generator):
         return masked_random(candidates, generator)

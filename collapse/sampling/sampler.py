@@ -15,6 +15,7 @@ from collapse._validation import check_choice, check_generator, check_real
 from collapse.sampling.fused import LabelSegments, fused_negatives, fused_negatives_apply, fused_positives
 from collapse.sampling.negatives import NEGATIVE_RULES, HardNegative, NegativeRule, SemiHardNegative
 from collapse.sampling.positives import POSITIVE_RULES, EasyPositive, HardPositive, PositiveRule
+from collapse.sampling.selection import AnchorSelection
 from collapse.sampling.tuples import MaskPairs, Pairs, Triplets, Tuples
 
 __all__ = ["Sampler", "label_masks"]
@@ -78,47 +79,29 @@ class Sampler:
         dist = dist.detach()
         if dist.dim() == 2:
             dist, labels = dist.unsqueeze(0), labels.unsqueeze(0)
-        n_groups, batch = labels.shape
-        if batch == 0:
+        if labels.shape[1] == 0:
             # An empty batch has no tuple (every rule's row reduction needs at least one column).
-            return self._empty(n_groups, dist.device)
-        gen = self.generator(dist.device)
-        # The built-in nearest/farthest rules (not subclasses, which may redefine _pick) have an exact fast path.
-        fused_pos = batch > 0 and type(self.positive) in (EasyPositive, HardPositive)
-        fused_neg = (
-            fused_pos
-            and type(self.negative) in (HardNegative, SemiHardNegative)
-            and fused_negatives_apply(dist, self.negative.name)
-        )
-        segments = LabelSegments(labels) if fused_pos else None
-        if fused_neg:
-            masks = None
-        elif fused_pos:
-            masks = (None, labels.unsqueeze(-1) != labels.unsqueeze(-2))  # only the different-label mask is read
-        else:
-            masks = label_masks(labels)
-
-        if fused_pos:
-            p_index, has_positive = fused_positives(dist, segments, self.positive.name, self.exclude_duplicates)
-            g, a = has_positive.nonzero(as_tuple=True)
-            positives = Pairs(g, a, p_index[g, a])
-        else:
-            same = masks[0] if self.exclude_duplicates is None else masks[0] & (dist > self.exclude_duplicates)
-            positives = self.positive.select(dist, same, gen)
-            has_positive = torch.zeros(n_groups, batch, dtype=torch.bool, device=dist.device)
-            has_positive[positives.g, positives.a] = True
-        n_without_pos = int(n_groups * batch - len(positives)) if fused_pos else int((~has_positive).sum())
+            return self._empty(labels.shape[0], dist.device)
+        if self.per_anchor:
+            # One positive per anchor: the fixed-shape selection, listed.
+            return self.select(dist, labels, dim=dim, overwrite=overwrite).to_tuples(warn=warn)
+        n_groups, batch = labels.shape
+        same, different = label_masks(labels)
+        if self.exclude_duplicates is not None:
+            same = same & (dist > self.exclude_duplicates)
+        positives = self.positive.select(dist, same, self.generator(dist.device))
+        has_positive = torch.zeros(n_groups, batch, dtype=torch.bool, device=dist.device)
+        has_positive[positives.g, positives.a] = True
+        n_without_pos = int((~has_positive).sum())
         if warn and len(positives) == 0:
             warnings.warn(
                 f"no anchor in the batch has a valid positive ({n_without_pos} anchors dropped); the loss is 0",
                 RuntimeWarning,
                 stacklevel=3,
             )
-
         if not self.negative.per_pair:
-            neg_mask = masks[1] if n_without_pos == 0 else masks[1] & has_positive.unsqueeze(-1)
-            # An anchor has a different-label sample unless its label fills the batch.
-            count = segments.count if segments is not None else LabelSegments(labels).count
+            neg_mask = different if n_without_pos == 0 else different & has_positive.unsqueeze(-1)
+            count = LabelSegments(labels).count
             return Tuples(
                 positive_pairs=positives,
                 negative_pairs=MaskPairs(neg_mask),
@@ -128,26 +111,16 @@ class Sampler:
                 anchors_without_negative=int((has_positive & (count == batch)).sum()),
                 _negative_mask=neg_mask,
             )
-
-        if fused_neg:
-            d_ap = dist.gather(-1, p_index.unsqueeze(-1)).squeeze(-1)
-            n_index, has_negative = fused_negatives(dist, segments, self.negative.name, d_ap, overwrite=overwrite)
-            kept_mask = has_positive & has_negative
-            g, a = kept_mask.nonzero(as_tuple=True)
-            triplets = Triplets(g, a, p_index[g, a], n_index[g, a])
-            without_negative = int((kept_mask ^ has_positive).sum())
-        else:
-            triplets = self.negative.select(dist, masks[1], positives, gen, dim)
-            kept = torch.zeros(n_groups, batch, dtype=torch.bool, device=dist.device)
-            kept[triplets.g, triplets.a] = True
-            without_negative = int((has_positive & ~kept).sum())
+        triplets = self.negative.select(dist, different, positives, self.generator(dist.device), dim)
+        kept = torch.zeros(n_groups, batch, dtype=torch.bool, device=dist.device)
+        kept[triplets.g, triplets.a] = True
         return Tuples(
             positive_pairs=triplets.positive_pairs,
             negative_pairs=triplets.negative_pairs,
             n_groups=n_groups,
             batch_size=batch,
             anchors_without_positive=n_without_pos,
-            anchors_without_negative=without_negative,
+            anchors_without_negative=int((has_positive & ~kept).sum()),
             _triplets=triplets,
         )
 
@@ -159,6 +132,71 @@ class Sampler:
             return Tuples(Pairs(none, none, none), MaskPairs(mask), n_groups, 0, 0, 0, _negative_mask=mask)
         triplets = Triplets(none, none, none, none)
         return Tuples(triplets.positive_pairs, triplets.negative_pairs, n_groups, 0, 0, 0, _triplets=triplets)
+
+    @property
+    def per_anchor(self) -> bool:
+        """Whether the fixed-shape :meth:`select` serves this sampler: one positive per anchor, picked by ``_pick``
+        (a rule subclass that redefines ``select`` keeps its own listing)."""
+        return (
+            self.positive.one_per_anchor
+            and type(self.positive).select is PositiveRule.select
+            and (not self.negative.per_pair or type(self.negative).select is NegativeRule.select)
+        )
+
+    @torch.no_grad()
+    def select(
+        self, dist: torch.Tensor, labels: torch.Tensor, *, dim: int, overwrite: bool = False
+    ) -> AnchorSelection:
+        """The fixed-shape selection (:class:`~collapse.sampling.selection.AnchorSelection`) of a ``(G, B, B)``
+        distance matrix, for samplers with :attr:`per_anchor`.
+
+        Eager CPU calls on the built-in nearest/farthest rules take the exact fast path of
+        :mod:`collapse.sampling.fused` (it reads the largest label count back); on a GPU and under
+        ``torch.compile`` every rule runs on the dense label masks, so nothing waits for the device.
+        """
+        if not self.per_anchor:
+            raise TypeError(f"{self!r} does not pick one positive per anchor; call the sampler for index tuples")
+        dist = dist.detach()
+        n_groups, batch = labels.shape
+        # The fused rules read the largest label count back (a host sync), and pay off where boolean masks are slow:
+        # eager CPU steps only. On a GPU and under torch.compile every rule runs on the dense masks.
+        host = dist.device.type == "cpu" and not torch.compiler.is_compiling()
+        fused_pos = host and batch > 0 and type(self.positive) in (EasyPositive, HardPositive)
+        fused_neg = (
+            fused_pos
+            and type(self.negative) in (HardNegative, SemiHardNegative)
+            and fused_negatives_apply(dist, self.negative.name)
+        )
+        segments = LabelSegments(labels) if fused_pos else None
+        # The different-label mask only where a rule reads it (the fused rules and the all rule do not).
+        masked = not (fused_neg or (fused_pos and not self.negative.per_pair))
+        different = labels.unsqueeze(-1) != labels.unsqueeze(-2) if masked else None
+        if fused_pos:
+            p_index, has_positive = fused_positives(dist, segments, self.positive.name, self.exclude_duplicates)
+        else:
+            same = ~different & ~torch.eye(batch, dtype=torch.bool, device=dist.device)
+            if self.exclude_duplicates is not None:
+                same &= dist > self.exclude_duplicates
+            p_index, has_positive = self.positive._pick(dist, same, self._generator_for(self.positive, dist))
+        if not self.negative.per_pair:
+            members = segments.members if segments is not None else None
+            return AnchorSelection(p_index, has_positive, None, None, labels, members)
+        d_ap = dist.gather(-1, p_index.unsqueeze(-1)).squeeze(-1)
+        if fused_neg:
+            n_index, has_negative = fused_negatives(dist, segments, self.negative.name, d_ap, overwrite=overwrite)
+        else:
+            n_index, has_negative = self.negative.pick_rows(
+                dist, different, d_ap, self._generator_for(self.negative, dist), dim
+            )
+        return AnchorSelection(p_index, has_positive, n_index, has_negative, labels)
+
+    def _generator_for(self, rule: PositiveRule | NegativeRule, dist: torch.Tensor) -> torch.Generator | None:
+        # Deterministic rules never touch the generator. A torch.Generator cannot be traced by torch.compile: a
+        # compiled step's random rules draw from torch's global generator (seed it with torch.manual_seed), so its
+        # draws are other (equally random) numbers than an eager step's.
+        if not rule.random or torch.compiler.is_compiling():
+            return None
+        return self.generator(dist.device)
 
     def __repr__(self) -> str:
         return f"Sampler(positive={self.positive.name!r}, negative={self.negative.name!r})"

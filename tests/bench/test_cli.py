@@ -98,6 +98,7 @@ def test_time_pair_runs_both_and_returns_medians():
     assert time_pair(None, lambda: None, repeats=1, warmup=0)[0] is None
 
 
+@pytest.mark.slow
 def test_compiled_step_equals_eager():
     x, y = loss_cases.make_batch(24, 8, seed=0)
     loss = make_loss("triplet", "easy", "semihard")
@@ -116,3 +117,21 @@ def test_sweep_row_reports_both_rates(tmp_path, monkeypatch, capsys):
     row = json.loads((tmp_path / "bench.json").read_text())["rows"][0]
     assert row["size"] == 48 and row["ours_ms"] == pytest.approx(1000 * 4.0 / 48)
     assert "12.0 runs/s batched" in row["note"] and "(6.0x)" in row["note"]
+
+
+def test_probe_time_is_the_call_not_the_memory_bookkeeping(monkeypatch):
+    import time
+
+    from collapse.bench import runner
+    from collapse.bench.measure import Peak
+
+    def slow_peak(fn, *, device="cpu"):  # bookkeeping that takes long, around a call that does not
+        time.sleep(0.3)
+        fn()
+        return Peak(1.0, 0.0)
+
+    monkeypatch.setattr(runner, "peak_memory", slow_peak)
+    config = runner.BenchConfig(budget=0.2, repeats=2, warmup=0)
+    sides = runner._measure(config, torch.device("cpu"), lambda: None, lambda: None)
+    # A probe counted with the 0.3 s bookkeeping would exceed the 0.2 s budget and leave one probe-only repeat.
+    assert all(s.repeats == 2 for s in sides)

@@ -44,10 +44,34 @@ def test_table_has_every_row_and_formats_missing_values():
 
 def test_targets():
     verdicts = {t["target"]: t for t in target_verdicts(ROWS, "cpu")}
-    assert verdicts["triplet EPS/semihard: >= 4x faster than PML at B >= 512 (CPU)"]["verdict"] == "met"
+    assert verdicts["triplet EPS/semihard: >= 5x faster than PML at B >= 512 (CPU)"]["verdict"] == "met"
     assert verdicts["triplet EPS/semihard: B=8192 under 2 GB peak (CPU)"]["verdict"] == "met"
     assert verdicts["evaluation at N=100k: no slower than PML"]["verdict"] == "met"
     assert all(t["verdict"] == "not measured" for name, t in verdicts.items() if name.startswith("GPU"))
+
+
+def test_cpu_target_is_5x_and_a_ratio_below_it_misses():
+    rows = [dict(ROWS[0], ratio=4.9)]
+    (verdict,) = [t for t in target_verdicts(rows, "cpu") if "faster than PML at B >= 512" in t["target"]]
+    assert verdict["verdict"] == "missed" and "4.9x" in verdict["detail"]
+
+
+def test_gpu_verdicts_read_the_target_sizes_and_prefer_the_compiled_row():
+    from collapse.bench.report import gpu_verdicts
+
+    case = "triplet EPS/semihard"
+    rows = [
+        {"section": "loss", "case": case, "size": 128, "ours_ms": 2.0, "pml_ms": 8.0, "ratio": 4.0},
+        {"section": "compiled", "case": f"{case} compiled", "size": 128, "ours_ms": 1.0, "pml_ms": 8.0, "ratio": 8.0},
+        {"section": "loss", "case": case, "size": 8192, "ours_ms": 2.5, "pml_ms": 30.0, "ratio": 12.0,
+         "ours_peak_mb": 50.0, "pml_peak_mb": 100.0},
+    ]
+    got = {t["target"].split(":")[1].strip(): t for t in gpu_verdicts(rows)}
+    assert got[">= 5x faster than PML at B=128"]["verdict"] == "met" and "compiled" in got[
+        ">= 5x faster than PML at B=128"]["detail"]
+    assert got["<= 2 ms at B=8192"]["verdict"] == "missed"
+    assert got["peak memory <= 0.6x PML's at B=8192"]["verdict"] == "met"
+    assert all(t["verdict"] == "not measured" for t in gpu_verdicts(rows, small=64, large=64))
 
 
 def test_json_and_csv(tmp_path):

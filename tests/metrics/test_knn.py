@@ -189,3 +189,18 @@ def test_bad_input(kwargs, match):
 def test_non_integer_k_is_a_type_error():
     with pytest.raises(TypeError, match="k must be an integer"):
         knn(np.zeros((4, 2)), k=1.5)
+
+
+def test_chunk_rows_follow_the_memory_budget_and_leave_results_unchanged():
+    from collapse.metrics.knn import chunk_rows
+
+    per_row = 1000 * (2 * 4 + 4) + 32 * 6
+    assert chunk_rows(10_000, 1000, 5, torch.float32, "cpu", memory_budget=100 * per_row) == 100
+    assert chunk_rows(50, 1000, 5, torch.float32, "cpu", memory_budget=100 * per_row) == 50
+    assert chunk_rows(50, 1000, 5, torch.float32, "cpu", memory_budget=1) == 1
+    x = torch.randn(300, 6, generator=torch.Generator().manual_seed(0))
+    ref = knn(x, k=7, chunk_size=300)
+    for budget in (1, 40 * (300 * 12 + 32 * 8), None):
+        got = knn(x, k=7, memory_budget=budget)
+        assert torch.equal(got[1], ref[1])  # distances may differ in the last bit (the product is blocked)
+        torch.testing.assert_close(got[0], ref[0])

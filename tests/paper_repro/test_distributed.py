@@ -120,6 +120,7 @@ def test_global_loss_and_embedding_gradients_equal_single_process(two_ranks, cas
     assert torch.allclose(summed, emb.grad, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
 def test_ddp_parameter_gradients_equal_single_process(two_ranks, case):
     _, ranks = two_ranks

@@ -30,6 +30,7 @@ def fake_fashion(root: Path, n_train: int = 400, n_test: int = 200) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_tiny_study_chooses_lr_on_validation_and_writes_gated_table(tmp_path):
     root = fake_fashion(tmp_path / "data")
     plan = replace(QUICK, root=str(root), n_train=300, n_test=150, features=("pca",), pca_dim=8,
