@@ -23,6 +23,7 @@ from collapse.sampling import NEGATIVE_RULES, POSITIVE_RULES, PKBatchSampler
 
 __all__ = [
     "COLLAPSE_THRESHOLD",
+    "MAX_ENTRIES",
     "MEASURES",
     "SimConfig",
     "STATE_KEYS",
@@ -55,6 +56,12 @@ STATE_KEYS = {
     "degenerate (whole space shrunk)": "state_shrunk",
     "degenerate (no class structure)": "state_no_classes",
 }
+
+
+#: Most tensor entries a simulation may hold (all seeds' embeddings of every point, data and batch matrices):
+#: 2**31 float32 entries are 8 GiB. A larger configuration is refused up front with a one-line error instead of
+#: failing in the allocator (or overflowing an index) after the run has started.
+MAX_ENTRIES = 1 << 31
 
 
 @dataclass(frozen=True)
@@ -109,6 +116,18 @@ class SimConfig:
         check_choice("schedule", self.schedule, SCHEDULES)
         check_int("seed", self.seed, low=0)
         check_int("seeds", self.seeds, low=1)
+        check_int("data_seed", self.data_seed, low=0)
+        # Sizes as python integers (no tuple of `classes` entries is built, so a huge count cannot overflow here).
+        total_modes = self.modes * self.classes if isinstance(self.modes, int) else sum(self.modes)
+        points = total_modes * self.samples_per_mode
+        batch = self.P * self.samples_per_class
+        entries = self.seeds * (points * max(self.dim, self.input_dim) + batch * batch) + points * self.input_dim
+        if entries > MAX_ENTRIES:
+            raise ValueError(
+                f"configuration too large: classes={self.classes}, modes={self.modes}, "
+                f"samples_per_mode={self.samples_per_mode}, dim={self.dim}, seeds={self.seeds} need about "
+                f"{float(entries):.2g} tensor entries; at most {float(MAX_ENTRIES):.2g} are allowed"
+            )
 
     @property
     def modes_per_class(self) -> tuple[int, ...]:
@@ -170,8 +189,16 @@ def instrument_margin(loss_fn: MetricLoss) -> float:
     Triplet and margin loss: their margin :math:`\alpha`. Contrastive: ``neg_margin - pos_margin``, the gap it puts
     between positives and negatives. NCA: :math:`\sqrt{2\tau}`, the distance on the unit sphere whose cosine
     similarity differs by one temperature (one unit of logit). Multi-similarity: :math:`\sqrt{2/\beta}`, the same
-    for its negative scale :math:`\beta`.
+    for its negative scale :math:`\beta`. SupCon and L_spread: :math:`\sqrt{2\tau}` as NCA. SoftTriple and sub-centre
+    ArcFace, whose ``margin`` is not a distance: :math:`\sqrt{2/s}` at their logit scale s (SoftTriple's
+    :math:`\lambda`, ArcFace's s), as multi-similarity.
     """
+    from collapse.losses import SoftTripleLoss, SubCenterArcFaceLoss
+
+    if isinstance(loss_fn, SoftTripleLoss):
+        return float(np.sqrt(2.0 / loss_fn.la))
+    if isinstance(loss_fn, SubCenterArcFaceLoss):
+        return float(np.sqrt(2.0 / loss_fn.scale))
     if hasattr(loss_fn, "margin"):
         return float(loss_fn.margin)
     if hasattr(loss_fn, "neg_margin"):
@@ -281,6 +308,7 @@ def train_configuration(
         negative,
         num_classes=data.n_classes,
         num_groups=G,
+        embedding_dim=config.dim,
         random_state=gen,
         **(loss_kwargs or {}),
     )
@@ -361,3 +389,4 @@ def run_simulation(
 def with_overrides(config: SimConfig, **overrides) -> SimConfig:
     """A copy of ``config`` with some fields replaced (validated again)."""
     return replace(config, **overrides)
+

@@ -8,10 +8,15 @@ With ``negative="all"`` it returns PML's pair tuple ``(a1, p, a2, n)``: the easy
 has one, and every negative pair of those anchors. With any other negative rule it returns ``(a, p, a, n)``, the
 halves of our triplets (what PML's ``BatchEasyHardMiner`` returns). pytorch-metric-learning is imported only when
 :class:`EasyPositiveMiner` is first used; :func:`as_pml_indices` does not need it.
+
+Known divergence: when the miner returns exactly one positive and one negative pair, PML 2.9.0's pair losses
+(``ContrastiveLoss``, via ``GenericPairLoss``) return 0, while our :class:`~collapse.losses.ContrastiveLoss` keeps
+that pair's terms (see its docstring). The miner returns the same single pair as our sampler either way.
 """
 
 from __future__ import annotations
 
+from collapse.losses.base import as_groups
 from collapse.sampling import Sampler, Tuples
 
 # EasyPositiveMiner is built on first access by the module __getattr__ below (so PML is imported only then).
@@ -62,6 +67,9 @@ def _build_miner() -> type:
         def mine(self, embeddings, labels, ref_emb, ref_labels):
             if ref_emb is not embeddings:
                 raise ValueError("EasyPositiveMiner does not support ref_emb")
+            # Same input checks as our losses: NaN or inf embeddings are refused (they would be mined silently);
+            # an empty batch passes and yields no tuple, like PML's own TripletMarginMiner.
+            as_groups(embeddings, labels)
             mat = self.distance(embeddings)
             mat = -mat if self.distance.is_inverted else mat
             return as_pml_indices(self.sampler(mat, labels, dim=embeddings.shape[-1]))

@@ -32,10 +32,9 @@ from collapse.experiment import STATE_KEYS, SimConfig, make_data
 from collapse.io import write_csv, write_json
 from collapse.losses import LOSSES
 from collapse.optimize import MODELS
-from collapse.runs import ResultStore, SimRun, check_writable_dir, execute, hashed_stem, sim_row
+from collapse.runs import DEFAULT_STORE, ResultStore, SimRun, check_writable_dir, execute, hashed_stem, sim_row
 from collapse.sampling import NEGATIVE_RULES, POSITIVE_RULES
 
-DEFAULT_STORE = "results/store"
 DEFAULT_LOSSES = "triplet,contrastive,margin,multisimilarity,nca"
 TABLE_COLUMNS = (
     ("loss", "loss", "{:<15}"),
@@ -206,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config, losses, positives, negative = parse_config(args)
         # Where results go is checked before any compute.
+        check_writable_dir(args.store, what="--store", create=False)  # both checked before either is created
         out = check_writable_dir(args.out, what="--out")
         store = ResultStore(args.store).prepare()
     except (ValueError, TypeError) as exc:

@@ -60,6 +60,7 @@ from collapse.io import write_csv, write_json
 from collapse.losses import LOSSES
 from collapse.phase import DEFAULT_EPS, DEFAULT_K, DEFAULT_LOSSES, DEFAULT_M, DEFAULT_SEEDS, PHASE_BASE
 from collapse.runs import (
+    DEFAULT_STORE,
     ResultStore,
     SimRun,
     check_writable_dir,
@@ -69,6 +70,7 @@ from collapse.runs import (
     make_blocks,
     sim_row,
 )
+from collapse.runs.backends import check_scheduler_address
 from collapse.sampling import NEGATIVE_RULES, POSITIVE_RULES
 
 __all__ = [
@@ -82,7 +84,6 @@ __all__ = [
     "run_sweep",
 ]
 
-DEFAULT_STORE = "results/store"
 CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(SimConfig))
 RULE_FIELDS = ("loss", "positive", "negative")
 GRID_FIELDS = CONFIG_FIELDS + RULE_FIELDS
@@ -364,8 +365,11 @@ def main(argv: list[str] | None = None) -> int:
         check_int("--allowed-failures", args.allowed_failures, low=0)
         check_choice("--measures", args.measures, MEASURES)
         check_choice("--backend", args.backend, ("processes", "dask", "inline"))
+        if args.scheduler is not None:
+            check_scheduler_address(args.scheduler, "--scheduler")
         runs = expand_grid(grids_from_args(args), measures=args.measures)
         if not args.dry_run:  # where results go is checked before any compute
+            check_writable_dir(args.store, what="--store", create=False)  # both checked before either is created
             check_writable_dir(args.out, what="--out")
             ResultStore(args.store).prepare()
     except (ValueError, TypeError) as exc:
@@ -376,10 +380,19 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
     if args.dry_run:
         return 0
-    summary = run_sweep(
-        runs, args.out, store=args.store, backend=args.backend, scheduler=args.scheduler, workers=args.workers,
-        allowed_failures=args.allowed_failures, progress=not args.no_progress,
-    )
+    try:
+        summary = run_sweep(
+            runs, args.out, store=args.store, backend=args.backend, scheduler=args.scheduler, workers=args.workers,
+            allowed_failures=args.allowed_failures, progress=not args.no_progress,
+        )
+    except KeyboardInterrupt:
+        # Each finished configuration is already a record in the store; a rerun computes only the others.
+        print(f"\n{parser.prog}: interrupted; finished configurations are kept in the store {args.store}; run the "
+              "same command again to continue (they are skipped)", file=sys.stderr)
+        return 130
+    except ConnectionError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 1
     print(
         f"{summary.ok} ok, {summary.failed} failed, {summary.skipped} already done; {summary.tasks} blocks in "
         f"{summary.seconds:.1f} s; wrote {', '.join(map(str, summary.paths))}"

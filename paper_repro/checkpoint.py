@@ -15,6 +15,7 @@ negatives). The P x M batch sampler needs no saved state: its draws are a functi
 
 from __future__ import annotations
 
+import glob
 import os
 import random
 import tempfile
@@ -28,6 +29,7 @@ __all__ = [
     "capture_rng",
     "load_checkpoint",
     "prepare_run_dir",
+    "remove_stale_temporaries",
     "restore_rng",
     "save_checkpoint",
 ]
@@ -94,11 +96,42 @@ def restore_rng(state: dict) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # a live process of another user (or a platform without signals): leave its file alone
+    return True
+
+
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Delete the temporary files that interrupted saves of ``path`` left behind; return what was deleted.
+
+    A save writes ``.<name>.<pid>.<random>.tmp`` next to ``path``; a process killed mid-save (SIGKILL, power loss)
+    cannot remove it, and it can be as large as the checkpoint. A temporary is stale when the process that wrote it
+    is gone (or is this process: saves here are sequential) or when it has no pid (written before pids were
+    recorded). Files of a live process are kept, so a concurrent save is never broken.
+    """
+    path = Path(path)
+    removed = []
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        pid_text = tmp.name[len(path.name) + 2 :].split(".", 1)[0]
+        pid = int(pid_text) if pid_text.isdigit() else None
+        if pid is None or pid == os.getpid() or not _pid_alive(pid):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
 def save_checkpoint(path: str | Path, payload: dict) -> Path:
-    """``torch.save(payload)`` to ``path`` atomically (temporary file, fsync, ``os.replace``)."""
+    """``torch.save(payload)`` to ``path`` atomically (temporary file, fsync, ``os.replace``); first removes the
+    temporaries of earlier saves that were killed (:func:`remove_stale_temporaries`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             torch.save(payload, fh)
@@ -111,5 +144,32 @@ def save_checkpoint(path: str | Path, payload: dict) -> Path:
     return path
 
 
+#: What :func:`paper_repro.train.train` stores; a file without these keys is not a checkpoint of a training run.
+REQUIRED_KEYS = ("config", "step", "history", "model", "optimizer", "loss", "rng")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def load_checkpoint(path: str | Path, map_location: torch.device | str = "cpu") -> dict:
-    return torch.load(path, map_location=map_location, weights_only=True)
+    """Load a checkpoint written by :func:`save_checkpoint` (``weights_only``).
+
+    Raises ``FileNotFoundError`` when it is missing and a one-line ``ValueError`` naming the file when it cannot be
+    read (truncated, corrupt, another format) or lacks the keys of a training checkpoint. The file is left as it is.
+    """
+    path = Path(path)
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # torch.load raises many types for bad bytes (UnpicklingError, RuntimeError, EOFError)
+        raise ValueError(
+            f"checkpoint {path} cannot be read ({type(exc).__name__}: {_first_line(exc)}); it is corrupt or truncated. "
+            "It was left in place: delete it, or train again with --overwrite"
+        ) from exc
+    missing = [k for k in REQUIRED_KEYS if not isinstance(ckpt, dict) or k not in ckpt]
+    if missing:
+        raise ValueError(f"{path} is not a paper_repro.train checkpoint: it lacks {', '.join(missing)}")
+    return ckpt

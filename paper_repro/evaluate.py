@@ -41,6 +41,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from collapse._validation import check_int
+from collapse.cli import OneLineParser
 from collapse.io import write_json
 from collapse.metrics import fine_precision_at_1, intra_inter_ratio, retrieval_metrics, submode_recovery
 from paper_repro.batches import transformed_batch
@@ -171,11 +172,18 @@ def evaluate_run(run_dir: str | Path, *, device: str = "cpu", progress: bool = T
     cfg_path = run_dir / "config.json"
     if not cfg_path.is_file():
         raise FileNotFoundError(f"{run_dir} is not a run directory: {cfg_path.name} is missing")
-    cfg = TrainConfig.from_dict(json.loads(cfg_path.read_text())["config"])
+    try:
+        cfg = TrainConfig.from_dict(json.loads(cfg_path.read_text())["config"])
+    except (ValueError, KeyError, TypeError) as exc:  # bad JSON (a ValueError), no "config" key, bad fields
+        why = f"no {exc} key" if isinstance(exc, KeyError) else str(exc).splitlines()[0]
+        raise ValueError(f"{cfg_path} is not a run configuration written by paper_repro.train: {why}") from exc
     ckpt_path = run_dir / CHECKPOINT
     if not ckpt_path.is_file():
         raise FileNotFoundError(f"{run_dir} has no {CHECKPOINT}: the run never reached its first checkpoint")
     dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: this machine has no usable CUDA device (torch.cuda.is_available() is False); "
+                         "use --device cpu")
     test = load_test(cfg)
     model = build_model(cfg, test).to(dev)
     ckpt = load_checkpoint(ckpt_path, map_location=dev)
@@ -192,12 +200,14 @@ def evaluate_run(run_dir: str | Path, *, device: str = "cpu", progress: bool = T
         progress=progress,
     )
     result = {"run": str(run_dir), "step": int(ckpt["step"]), "n_test": len(test), "metrics": metrics}
+    if cfg.skip_bad:  # as in metrics.json: the unreadable test images left out of these metrics
+        result["bad_files_skipped"] = {"count": int(test.n_bad), "files": [str(f) for f in test.bad_files]}
     write_json(run_dir / "eval.json", result)
     return result
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="python -m paper_repro.evaluate",
         description="Embed the test split with a run's last checkpoint and report Recall@K, NMI, MAP@R and, for "
         "superclass data, fine-label Recall@1 within each coarse class and sub-mode recovery. Writes DIR/eval.json.",

@@ -56,7 +56,7 @@ from collapse.cli import OneLineParser, parse_list
 from collapse.data import NOISE_MODELS
 from collapse.io import write_csv, write_json, write_text
 from collapse.losses import default_negative
-from collapse.runs import ResultStore, check_writable_dir, execute, hashed_stem
+from collapse.runs import DEFAULT_STORE, ResultStore, check_writable_dir, execute, hashed_stem
 from paper_repro.config import TrainConfig
 from paper_repro.train_run import ReferenceRun, TrainRun, record_finished
 
@@ -96,7 +96,6 @@ METRICS = ("recall_at_1", "fine_recall_at_1_within_coarse", "fine_chance", "nmi"
 #: File names of the gathered table that ``python -m paper_repro.figures --only h`` writes into its ``--out``.
 TABLE_MD = "paper_repro_table.md"
 TABLE_JSON = "paper_repro_table.json"
-DEFAULT_STORE = "results/store"
 
 
 @dataclass(frozen=True)
@@ -490,6 +489,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              zero_shot=not (noisy or args.no_zero_shot),
                              negatives=NOISY_NEGATIVES if noisy else None)  # fmt: skip
         # Where results go is checked before any compute.
+        check_writable_dir(args.store, what="--store", create=False)  # both checked before either is created
         check_writable_dir(out_dir, what="--out-dir")
         store = ResultStore(args.store).prepare()
     except (ValueError, TypeError) as exc:

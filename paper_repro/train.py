@@ -95,7 +95,14 @@ class StepBatchData(Dataset):
 
 
 def _metrics_payload(
-    cfg: TrainConfig, history: list[dict], *, step: int, seconds: float, finished: bool, flipped: float | None = None
+    cfg: TrainConfig,
+    history: list[dict],
+    *,
+    step: int,
+    seconds: float,
+    finished: bool,
+    flipped: float | None = None,
+    skipped: dict | None = None,
 ) -> dict:
     final = history[-1] if (finished and history) else None
     payload = {
@@ -109,6 +116,8 @@ def _metrics_payload(
     }
     if flipped is not None:  # noisy runs only, so a clean run's files are unchanged
         payload["train_labels_flipped"] = flipped
+    if skipped is not None:  # --skip-bad runs only: how many unreadable images each split lost, and which
+        payload["bad_files_skipped"] = skipped
     return payload
 
 
@@ -168,6 +177,13 @@ def _train(cfg, ctx, resume, overwrite, progress, train_data, test_data, callbac
     # The share of training images whose label the noise changed (None for a clean run).
     clean = getattr(train_ds, "clean_labels", None)
     flipped = None if clean is None else float(np.mean(train_ds.labels != clean))
+    skipped = None
+    if cfg.skip_bad:
+        skipped = {
+            part: {"count": int(ds.n_bad), "files": [str(f) for f in ds.bad_files]}
+            for part, ds in (("train", train_ds), ("test", test_ds))
+        }
+    extras = {"flipped": flipped, "skipped": skipped}
     n_classes = len(train_ds.class_names)
     P = cfg.batch_classes if cfg.batch_classes is not None else min(8, int((train_ds.class_counts() > 0).sum()))
     batches = StepBatches(
@@ -210,11 +226,17 @@ def _train(cfg, ctx, resume, overwrite, progress, train_data, test_data, callbac
         loss_gen.set_state(ckpt["loss_generator"].cpu())
         start, history, seconds = int(ckpt["step"]), list(ckpt["history"]), float(ckpt["seconds"])
         running_state = ckpt["running"]
+        if start > cfg.steps:
+            # Resuming cannot shorten a run: its files would then claim fewer steps than were trained.
+            raise ValueError(
+                f"cannot resume {out} with --steps {cfg.steps}: its checkpoint is already at step {start}; pass "
+                f"--steps {start} or more (nothing was changed)"
+            )
     if ctx.is_main:
         write_json(out / "config.json", {"config": cfg.to_dict(), "world_size": ctx.world_size})
 
     if start >= cfg.steps:
-        payload = _metrics_payload(cfg, history, step=start, seconds=seconds, finished=True, flipped=flipped)
+        payload = _metrics_payload(cfg, history, step=start, seconds=seconds, finished=True, **extras)
         if ctx.is_main:
             write_json(out / "metrics.json", payload)
         return payload
@@ -264,7 +286,7 @@ def _train(cfg, ctx, resume, overwrite, progress, train_data, test_data, callbac
                     "running": {"sum": float(running), "n": n_running, "no_positive": no_positive},
                 },
             )
-            payload = _metrics_payload(cfg, history, step=step, seconds=seconds, finished=False, flipped=flipped)
+            payload = _metrics_payload(cfg, history, step=step, seconds=seconds, finished=False, **extras)
             write_json(out / "metrics.json", payload)
         D.barrier(ctx)
 
@@ -322,7 +344,7 @@ def _train(cfg, ctx, resume, overwrite, progress, train_data, test_data, callbac
         if callback is not None:
             callback(step)
     bar.close()
-    payload = _metrics_payload(cfg, history, step=cfg.steps, seconds=seconds, finished=True, flipped=flipped)
+    payload = _metrics_payload(cfg, history, step=cfg.steps, seconds=seconds, finished=True, **extras)
     if ctx.is_main:
         write_json(out / "metrics.json", payload)
     return payload
@@ -452,6 +474,15 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     )
 
 
+def _resume_hint(out: Path) -> str:
+    """Where an interrupted run stands (checkpoints are atomic, so the last one is whole) and how to continue it."""
+    try:
+        step = int(json.loads((out / "metrics.json").read_text())["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"{out} has no checkpoint yet; run the same command with --resume to start it again from step 0"
+    return f"{out} keeps its checkpoint of step {step}; run the same command with --resume to continue from it"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -460,6 +491,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, TypeError, OSError, FloatingPointError) as exc:
         print(f"python -m paper_repro.train: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"\npython -m paper_repro.train: interrupted; {_resume_hint(Path(args.out))}", file=sys.stderr)
+        return 130
     if result.get("final") and int(os.environ.get("RANK", "0")) == 0:  # the other ranks hold no metrics
         keys = [k for k in result["final"] if k not in ("step", "anchors_without_positive")]
         print(json.dumps({k: round(result["final"][k], 4) for k in keys}, indent=1))

@@ -352,3 +352,133 @@ def eval_transform(
             Normalize(IMAGENET_MEAN if mean is None else mean, IMAGENET_STD if std is None else std),
         ]
     )
+
+
+# --- glyph augmentation (font glyphs vary less than handwriting) ----------------------------------------------
+# Kept as one block at the end of the module: RandomAffine, StrokeWidth, ElasticDistortion, glyph_train_transform.
+
+
+def _gauss_kernel(sigma: float, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    radius = max(1, int(math.ceil(3 * sigma)))
+    t = torch.arange(-radius, radius + 1, device=device, dtype=dtype)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    return k / k.sum()
+
+
+class RandomAffine(Transform):
+    r"""Random rotation, shear, scale and translation of each image, bilinear, zeros outside.
+
+    Per image: angle :math:`\theta \sim U(\pm \text{degrees})`, shear :math:`\phi \sim U(\pm \text{shear})`
+    (degrees, along x), scale :math:`s \sim U(\text{scale})`, shift :math:`t \sim U(\pm \text{translate})` of the
+    image size on each axis. The output pixel at normalised position :math:`p` samples the input at
+    :math:`A^{-1}(p - t)` with :math:`A = s R(\theta) \begin{pmatrix}1 & \tan\phi\\ 0 & 1\end{pmatrix}`.
+    """
+
+    def __init__(
+        self,
+        degrees: float = 10.0,
+        translate: float = 0.08,
+        scale: tuple[float, float] = (0.85, 1.1),
+        shear: float = 10.0,
+    ) -> None:
+        self.degrees = check_real("degrees", degrees, low=0.0, high=180.0)
+        self.translate = check_real("translate", translate, low=0.0, high=1.0)
+        if len(scale) != 2:
+            raise ValueError(f"scale must be a pair (low, high), got {tuple(scale)}")
+        lo = check_real("scale[0]", scale[0], low=0.0, low_inclusive=False)
+        self.scale = (lo, check_real("scale[1]", scale[1], low=lo))
+        self.shear = check_real("shear", shear, low=0.0, high=60.0)
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        xb, squeeze = _as_batch(x)
+        thetas = []
+        for _ in range(xb.shape[0]):
+            a = math.radians(_uniform(-self.degrees, self.degrees, generator))
+            sh = math.tan(math.radians(_uniform(-self.shear, self.shear, generator)))
+            s = _uniform(self.scale[0], self.scale[1], generator)
+            tx = 2 * _uniform(-self.translate, self.translate, generator)  # normalised coordinates span 2
+            ty = 2 * _uniform(-self.translate, self.translate, generator)
+            # A = s R(a) Sh, so A^-1 = Sh^-1 R(-a) / s, written out (a 2x2 inverse per image, no LAPACK call).
+            c, n = math.cos(a), math.sin(a)
+            inv = [[(c + sh * n) / s, (n - sh * c) / s], [-n / s, c / s]]
+            shift = [-(inv[0][0] * tx + inv[0][1] * ty), -(inv[1][0] * tx + inv[1][1] * ty)]
+            thetas.append([[inv[0][0], inv[0][1], shift[0]], [inv[1][0], inv[1][1], shift[1]]])
+        theta = torch.tensor(thetas, device=xb.device, dtype=xb.dtype)
+        grid = F.affine_grid(theta, list(xb.shape), align_corners=False)
+        out = F.grid_sample(xb, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        return out[0] if squeeze else out
+
+
+class StrokeWidth(Transform):
+    r"""Thicken or thin the strokes of bright-on-dark images by a random amount.
+
+    With probability ``p`` per image, a direction (thicker or thinner, equally likely) and a strength
+    :math:`u \sim U(0, 1)` are drawn; thicker is :math:`x + u(\max_{3\times3} x - x)` (grey dilation), thinner is
+    :math:`x - u(x - \min_{3\times3} x)` (grey erosion), so :math:`u = 1` moves every stroke edge by one pixel.
+    """
+
+    def __init__(self, p: float = 0.8) -> None:
+        self.p = check_real("p", p, low=0.0, high=1.0)
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        xb, squeeze = _as_batch(x)
+        n = xb.shape[0]
+        dev = generator.device if generator is not None else "cpu"
+        draws = torch.rand(n, 3, generator=generator, device=dev).to(device=xb.device, dtype=xb.dtype)
+        dilated = F.max_pool2d(xb, 3, stride=1, padding=1)
+        eroded = -F.max_pool2d(-xb, 3, stride=1, padding=1)
+        apply, thicker, u = (draws[:, 0] < self.p), (draws[:, 1] < 0.5), draws[:, 2]
+        u = (u * apply)[:, None, None, None]
+        target = torch.where(thicker[:, None, None, None], dilated, eroded)
+        out = xb + u * (target - xb)
+        return out[0] if squeeze else out
+
+
+class ElasticDistortion(Transform):
+    r"""Elastic distortion (Simard et al., 2003): resample at :math:`p + \alpha\, G_\sigma * U(-1, 1)` per pixel.
+
+    The displacement field is uniform noise smoothed by a Gaussian of ``sigma`` px and scaled so that its largest
+    component is ``alpha`` px; one field per image.
+    """
+
+    def __init__(self, alpha: float = 1.5, sigma: float = 3.0) -> None:
+        self.alpha = check_real("alpha", alpha, low=0.0)
+        self.sigma = check_real("sigma", sigma, low=0.0, low_inclusive=False)
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        xb, squeeze = _as_batch(x)
+        n, _, h, w = xb.shape
+        dev = generator.device if generator is not None else "cpu"
+        field = (2 * torch.rand(n, 2, h, w, generator=generator, device=dev) - 1).to(xb.device, xb.dtype)
+        k = _gauss_kernel(self.sigma, xb.device, xb.dtype)
+        r = k.numel() // 2
+        field = F.conv2d(F.pad(field, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1).expand(2, 1, 1, -1),
+                         groups=2)
+        field = F.conv2d(F.pad(field, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1).expand(2, 1, -1, 1),
+                         groups=2)
+        peak = field.abs().amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12)
+        field = field / peak * self.alpha  # pixels
+        ys = torch.linspace(-1 + 1 / h, 1 - 1 / h, h, device=xb.device, dtype=xb.dtype)
+        xs = torch.linspace(-1 + 1 / w, 1 - 1 / w, w, device=xb.device, dtype=xb.dtype)
+        gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+        grid = torch.stack([gx + field[:, 0] * 2 / w, gy + field[:, 1] * 2 / h], dim=-1)
+        out = F.grid_sample(xb, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        return out[0] if squeeze else out
+
+
+def glyph_train_transform(
+    size: int = 32, *, mean: Sequence[float] = MNIST_MEAN, std: Sequence[float] = MNIST_STD
+) -> Compose:
+    """Training augmentation for rendered font glyphs (white on black), which vary less than handwriting.
+
+    Resize to ``size``, :class:`RandomAffine` (rotation +-10 deg, shear +-10 deg, scale 0.85-1.1, shift +-8%),
+    :class:`StrokeWidth` (p = 0.8, up to one pixel thicker or thinner), :class:`ElasticDistortion` (alpha 1.5 px,
+    sigma 3 px), normalise. Evaluation uses ``eval_transform("mnist-like", size, mean=..., std=...)``.
+    """
+    size = check_int("size", size, low=1)
+    return Compose(
+        [Resize((size, size)), RandomAffine(), StrokeWidth(), ElasticDistortion(), Normalize(mean, std)]
+    )
+
+
+__all__ += ["ElasticDistortion", "RandomAffine", "StrokeWidth", "glyph_train_transform"]

@@ -1,23 +1,42 @@
 """Shared test set-up: hypothesis profiles and random batches.
 
 Profiles: ``ci`` (default; 30 derandomized examples) and ``deep`` (500 examples), chosen with the environment
-variable ``HYPOTHESIS_PROFILE``, e.g. ``HYPOTHESIS_PROFILE=deep pytest tests``.
+variable ``HYPOTHESIS_PROFILE``, e.g. ``HYPOTHESIS_PROFILE=deep pytest tests``. A test that needs its own budget
+uses :func:`scaled_settings` (never ``@settings(max_examples=...)``, which the deep profile could not raise).
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 
 import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, settings
 
+CI_EXAMPLES, DEEP_EXAMPLES = 30, 500
 settings.register_profile(
-    "ci", max_examples=30, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+    "ci", max_examples=CI_EXAMPLES, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
 )
-settings.register_profile("deep", max_examples=500, deadline=None)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+settings.register_profile("deep", max_examples=DEEP_EXAMPLES, deadline=None)
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+settings.load_profile(PROFILE)
+
+
+def scaled_settings(ci_examples: int, **kwargs) -> settings:
+    """``@settings`` for a test that needs a budget other than the profile's: ``ci_examples`` under ``ci``, scaled
+    by the profile's own ratio under ``deep`` (500 / 30), so ``HYPOTHESIS_PROFILE=deep`` deepens it too. Other
+    keyword arguments go to :class:`hypothesis.settings` (``deadline=None`` by default)."""
+    kwargs.setdefault("deadline", None)
+    scale = settings.default.max_examples / CI_EXAMPLES
+    return settings(max_examples=max(1, round(ci_examples * scale)), **kwargs)
+
+
+def pytest_configure(config) -> None:
+    # The commands' default result store is results/store of the working directory; the suite (and the notebooks it
+    # runs, which inherit the environment) keeps its records in a temporary folder instead.
+    os.environ.setdefault("COLLAPSE_STORE", tempfile.mkdtemp(prefix="collapse-test-store-"))
 
 
 def random_batch(

@@ -106,6 +106,48 @@ def test_ref_emb_is_rejected(make_batch):
         interop.EasyPositiveMiner()(emb, labels, emb.clone(), labels)
 
 
+@pytest.mark.parametrize("negative", ["all", "random", "hard", "semihard", "distance"])
+def test_miner_on_empty_batch_yields_no_tuple_and_pml_loss_zero(negative):
+    emb = torch.zeros(0, 4, requires_grad=True)
+    labels = torch.zeros(0, dtype=torch.long)
+    indices = interop.EasyPositiveMiner(negative)(emb, labels)
+    assert len(indices) == 4 and all(i.numel() == 0 and i.dtype == torch.long for i in indices)
+    loss = pml_losses.TripletMarginLoss()(emb, labels, indices)
+    assert float(loss) == 0.0
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_miner_refuses_non_finite_embeddings(make_batch, bad):
+    emb, labels = make_batch(0)
+    emb[1, 2] = bad
+    with pytest.raises(ValueError, match="NaN or inf"):
+        interop.EasyPositiveMiner("semihard")(emb, labels)
+
+
+def _one_pair_batch():
+    """labels [1, 1, 0, 0]: with easy positives and semi-hard negatives exactly one triplet is mined here."""
+    emb = torch.randn(4, 8, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    return emb, torch.tensor([1, 1, 0, 0])
+
+
+def test_single_mined_pair_contrastive_divergence_from_pml_is_pinned():
+    # Our choice (documented in collapse.losses.contrastive): one mined pair is a pair, its terms count.
+    emb, labels = _one_pair_batch()
+    ours = ContrastiveLoss(sampler=Sampler("easy", "semihard"))(emb, labels)
+    (a,), (p,), (n,) = (t.tolist() for t in (ours.tuples.triplets.a, ours.tuples.triplets.p, ours.tuples.triplets.n))
+    d = EuclideanDistance()(emb)
+    expected = float(d[a, p]) + max(0.0, 1.0 - float(d[a, n]))  # pos_margin 0, neg_margin 1, avg over non-zero
+    assert float(ours.loss) == pytest.approx(expected, rel=1e-12) and expected > 1.0
+    # The miner hands PML exactly that pair ...
+    miner_idx = interop.EasyPositiveMiner("semihard")(emb, labels)
+    assert [i.tolist() for i in miner_idx] == [[a], [p], [a], [n]]
+    # ... and PML 2.9.0's GenericPairLoss returns 0 when every index tuple has at most one entry; with two pairs
+    # (a second batch row) it agrees with ours again.
+    assert float(pml_losses.ContrastiveLoss()(emb, labels, miner_idx)) == 0.0
+    two = (torch.tensor([a, p]), torch.tensor([p, a]), torch.tensor([a, a]), torch.tensor([n, n]))
+    assert float(pml_losses.ContrastiveLoss()(emb, labels, two)) == pytest.approx(expected, rel=1e-9)
+
+
 def test_as_pml_indices():
     D = EuclideanDistance()(torch.randn(2, 6, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))
     labels = torch.tensor([[0, 0, 0, 1, 1, 2], [0, 0, 1, 1, 2, 2]])

@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from collapse.data import NOISE_MODELS, LabelNoise, draw_labels, transition_matrix
+from tests.conftest import scaled_settings
 
 MC = np.repeat(np.arange(3), [2, 3, 1]).astype(np.int64)  # 6 modes in 3 classes
 
@@ -15,7 +16,7 @@ def _gen(seed):
     return torch.Generator().manual_seed(seed)
 
 
-@settings(max_examples=25, deadline=None)
+@scaled_settings(25)
 @given(
     kind=st.sampled_from(NOISE_MODELS),
     rates=st.lists(st.floats(0.0, 0.95), min_size=1, max_size=5),

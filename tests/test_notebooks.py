@@ -39,6 +39,7 @@ def test_strip_check_agrees():
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_opens_with_what_and_how_long_and_ends_with_where_next(path):
     nb = nbformat.read(path, as_version=4)

@@ -68,6 +68,7 @@ def test_a_configuration_that_raises_is_recorded_and_the_sweep_goes_on(tmp_path)
     assert (rerun.skipped, rerun.tasks) == (2, 1)
 
 
+@pytest.mark.slow
 def test_the_dask_backend_gives_the_same_records(tmp_path):
     runs = expand_grid({**GRID, "samples_per_class": [4]}, BASE, measures="separation")
     a = run_sweep(runs, tmp_path / "a", store=tmp_path / "sa", backend="dask", workers=1, progress=False)

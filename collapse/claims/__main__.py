@@ -15,9 +15,7 @@ from collapse.claims.evidence import DEFAULT_REAL_TABLE, evidence_runs, gather_e
 from collapse.claims.ledger import build_ledger, markdown, table
 from collapse.cli import OneLineParser
 from collapse.io import write_json, write_text
-from collapse.runs import ResultStore, check_writable_file, execute
-
-DEFAULT_STORE = "results/store"
+from collapse.runs import DEFAULT_STORE, ResultStore, check_writable_dir, check_writable_file, execute
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers < 1:
         parser.fail(f"--workers must be >= 1, got {args.workers}")
     try:  # where results go is checked before any compute
+        check_writable_dir(args.store, what="--store", create=False)  # all checked before any is created
         check_writable_file(args.out, what="--out")
         check_writable_file(args.json, what="--json")
         store = ResultStore(args.store).prepare()

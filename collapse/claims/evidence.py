@@ -125,5 +125,8 @@ def paper_repro_results(path: str | Path | None = DEFAULT_REAL_TABLE) -> dict | 
     if not path.is_file():
         return None
     data = json.loads(path.read_text())
-    data["source"] = str(path)
+    try:  # inside this checkout: name it relative to the repository, as the committed ledger does
+        data["source"] = str(path.resolve().relative_to(DEFAULT_REAL_TABLE.parents[1]))
+    except ValueError:
+        data["source"] = str(path)
     return data

@@ -78,7 +78,7 @@ def _c1(ev, real):
     text = (
         f"T0a: zero-loss configurations with modes apart exist (max loss {zero:.1e}; mode separation "
         f"{sep['triplet']:.2f} triplet, {sep['margin']:.2f} margin). Simulation, noise 0: triplet with random "
-        f"positives keeps modes (separation {_sep(tr)})."
+        f"positives keeps modes ({_sep(tr)})."
     )
     return (HOLDS if ok else FAILS), text
 
@@ -158,9 +158,13 @@ def _c4(ev, real):
         f"separation vs predicted pull Spearman {e4['spearman_pull_vs_separation']:.2f}. Simulation (M=12): "
         f"EPS keeps modes for {len(kept)}/{len(easy)} losses. {_eps_cost(ev)}"
     )
-    if t3["holds"] and t4["holds"] and len(kept) == len(easy):
-        return CONDITIONAL, text + (f" Conditions: samples per class in the batch M >= M* (here {e4['critical_M']});"
-                                    " the sub-clusters are kept, the classes around them need not be.")
+    if t3["holds"] and t4["holds"] and kept:
+        lost = [f"{r['loss']} ({_sep(r)})" for r in easy if not _kept(r)]
+        return CONDITIONAL, text + (
+            f" Conditions: samples per class in the batch M >= M* (here {e4['critical_M']}); losses "
+            f"{', '.join(r['loss'] for r in kept)}" + (f", not {'; '.join(lost)}" if lost else "")
+            + "; the sub-clusters are kept, the classes around them need not be."
+        )
     return FAILS, text
 
 

@@ -11,6 +11,7 @@ from collapse.losses.contrastive import ContrastiveLoss
 from collapse.losses.margin import MarginLoss
 from collapse.losses.multi_similarity import MultiSimilarityLoss
 from collapse.losses.nca import EasyPositiveNCALoss
+from collapse.losses.proxies import ProxyLoss
 from collapse.losses.reducers import (
     REDUCERS,
     AvgNonZeroReducer,
@@ -19,6 +20,10 @@ from collapse.losses.reducers import (
     Reducer,
     SumReducer,
 )
+from collapse.losses.softtriple import SoftTripleLoss
+from collapse.losses.spread import SpreadLoss
+from collapse.losses.subcenter_arcface import SubCenterArcFaceLoss
+from collapse.losses.supcon import SupConLoss
 from collapse.losses.terms import LossOutput, Terms
 from collapse.losses.triplet import TripletMarginLoss
 from collapse.sampling import Sampler
@@ -35,8 +40,13 @@ __all__ = [
     "MeanReducer",
     "MetricLoss",
     "MultiSimilarityLoss",
+    "ProxyLoss",
     "Reducer",
+    "SoftTripleLoss",
+    "SpreadLoss",
+    "SubCenterArcFaceLoss",
     "SumReducer",
+    "SupConLoss",
     "Terms",
     "TripletMarginLoss",
     "as_groups",
@@ -53,6 +63,11 @@ LOSSES: dict[str, tuple[type[MetricLoss], dict]] = {
     "margin-learned": (MarginLoss, {"learn_beta": True}),
     "multisimilarity": (MultiSimilarityLoss, {}),
     "nca": (EasyPositiveNCALoss, {}),
+    # Rival ways to prevent class collapse (issue 13); the proxy losses take no positive/negative rule.
+    "supcon": (SupConLoss, {}),
+    "spread": (SpreadLoss, {}),
+    "softtriple": (SoftTripleLoss, {}),
+    "subcenter-arcface": (SubCenterArcFaceLoss, {}),
 }
 
 
@@ -68,13 +83,15 @@ def make_loss(
     *,
     num_classes: int | None = None,
     num_groups: int = 1,
+    embedding_dim: int | None = None,
     random_state=0,
     **kwargs,
 ) -> MetricLoss:
     """Build the loss called ``name`` with a ``Sampler(positive, negative)``.
 
     ``None`` keeps the loss's published rule. ``num_classes``/``num_groups`` size the learnable betas of
-    ``margin-learned``; other losses ignore them.
+    ``margin-learned``; with ``embedding_dim`` they also size the proxies of the proxy losses (``softtriple``,
+    ``subcenter-arcface``), which take no positive/negative rule. Other losses ignore them.
     """
     cls, fixed = LOSSES[check_choice("loss", name, LOSSES)]
     sampler = Sampler(
@@ -84,4 +101,9 @@ def make_loss(
     )
     if fixed.get("learn_beta"):
         kwargs = {"num_classes": num_classes, "num_groups": num_groups, **kwargs}
+    if getattr(cls, "uses_proxies", False):
+        if num_classes is None or embedding_dim is None:
+            raise ValueError(f"num_classes and embedding_dim are required for {name!r} (its proxies are parameters)")
+        kwargs = {"num_classes": num_classes, "embedding_dim": embedding_dim, "num_groups": num_groups,
+                  "random_state": random_state, **kwargs}
     return cls(sampler=sampler, **{**fixed, **kwargs})

@@ -186,7 +186,8 @@ class MetricLoss(nn.Module):
         return self._reduce(dist, (sampler or self.sampler)(dist, labels, dim=dim), labels)
 
     def _reduce(self, dist: torch.Tensor | PairDistances, tuples: Tuples, labels: torch.Tensor) -> LossOutput:
-        terms = self.compute_terms(dist, tuples, labels)
+        # An empty batch has no tuple and so no term (a loss's row-wise term code may assume at least one column).
+        terms = self.compute_terms(dist, tuples, labels) if tuples.batch_size else {}
         per_group = self.reducer(terms, tuples.n_groups, dist)
         if dist.requires_grad and not per_group.requires_grad:
             # No tuple was selected: a zero multiple keeps the graph connected, so backward() still works.

@@ -5,6 +5,13 @@ r"""Contrastive loss (Hadsell et al. 2006), in pytorch-metric-learning's form.
 
 With ``m_+ = 0`` every positive pair is pulled to distance 0, so a class's modes have nowhere to stay apart:
 its minimisers are class-collapsed whatever the noise level.
+
+One mined pair. When the sampler selects exactly one positive and one negative pair in a batch (e.g. labels
+``[1, 1, 0, 0]`` with easy positives and semi-hard negatives, where only one anchor has a semi-hard negative), the
+loss here is the terms of that pair, :math:`\ell^+ + \ell^-` averaged as usual. pytorch-metric-learning 2.9.0
+returns 0 instead: its ``GenericPairLoss`` returns zero losses whenever every index tuple holds at most one entry
+(a guard that also catches the single-pair case). We keep the pair: it is a valid selection and dropping it would
+silently stop the gradient of such batches. ``tests/test_interop.py`` pins both behaviours.
 """
 
 from __future__ import annotations

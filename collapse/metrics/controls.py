@@ -19,7 +19,6 @@ between its markers). ``tests/metrics/test_controls.py`` fails if any cell does 
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 from scipy.stats import ortho_group
 
 from collapse._validation import check_int, check_random_state
+from collapse.cli import OneLineParser
 from collapse.metrics.instrument import instrument_report
 from collapse.metrics.verdict import collapse_verdict
 
@@ -289,7 +289,7 @@ BEGIN, END = "<!-- controls-table:begin -->", "<!-- controls-table:end -->"
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m collapse.metrics.controls", description=__doc__.split("\n")[0])
+    p = OneLineParser(prog="python -m collapse.metrics.controls", description=__doc__.split("\n")[0])
     p.add_argument("--seed", type=int, default=0, help="seed of the reference embedding and the transforms")
     p.add_argument("--write", default=None, help="a markdown file whose table between the controls markers is replaced")
     args = p.parse_args(argv)

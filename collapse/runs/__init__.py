@@ -57,10 +57,11 @@ from collapse.runs.outputs import (
 )
 from collapse.runs.sim import SimRun, measure_sim_block, sim_row
 from collapse.runs.spec import KINDS, Block, Kind, Run, config_hash, get_kind, make_blocks, register_kind
-from collapse.runs.store import STORE_MARKER, Record, ResultStore
+from collapse.runs.store import DEFAULT_STORE, STORE_MARKER, Record, ResultStore
 
 __all__ = [
     "BACKENDS",
+    "DEFAULT_STORE",
     "KINDS",
     "STORE_MARKER",
     "Backend",

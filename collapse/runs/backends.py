@@ -14,17 +14,28 @@ results as soon as it finishes; only the calling process writes records.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from collapse._validation import check_choice, check_int
 from collapse.runs.spec import Block
 
-__all__ = ["BACKENDS", "Backend", "compute_block", "make_backend", "make_local_cluster", "single_thread"]
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "check_scheduler_address",
+    "compute_block",
+    "make_backend",
+    "make_local_cluster",
+    "single_thread",
+]
 
 BACKENDS = ("inline", "processes", "dask")
 
@@ -60,9 +71,39 @@ def compute_block(block: Block) -> tuple[list[dict], float]:
     return results, time.perf_counter() - start
 
 
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold Ctrl-C while worker processes start and raise it afterwards.
+
+    A KeyboardInterrupt raised inside Python's fork hooks is dropped ("Exception ignored in _releaseLock"), so a
+    Ctrl-C that lands while a pool forks would be lost and the command would run on. Off the main thread (where
+    signal handlers cannot be set) this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        if previous is signal.default_int_handler:
+            raise KeyboardInterrupt
+        if callable(previous):
+            previous(signal.SIGINT, None)
+
+
 def _init_worker() -> None:
+    import signal
+
     import torch
     from threadpoolctl import threadpool_limits
+
+    # Ctrl-C reaches the whole process group; only the parent handles it (and stops the workers), so a worker
+    # never prints a KeyboardInterrupt traceback of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     torch.set_num_threads(1)
     threadpool_limits(1)
@@ -102,8 +143,11 @@ class Backend:
         # fork: no second torch import per worker; spawn where fork is unsafe or missing.
         ctx = get_context("fork" if sys.platform == "linux" else "spawn")
         workers = min(self.workers, len(blocks))
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker) as pool:
-            futures = {pool.submit(compute_block, b): i for i, b in enumerate(blocks)}
+        pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker)
+        interrupted = False
+        try:
+            with _sigint_deferred():  # the first submit forks the workers
+                futures = {pool.submit(compute_block, b): i for i, b in enumerate(blocks)}
             for fut in as_completed(futures):
                 try:
                     results, seconds = fut.result()
@@ -111,18 +155,30 @@ class Backend:
                     done(futures[fut], None, exc, float("nan"))
                 else:
                     done(futures[fut], results, None, seconds)
+        except KeyboardInterrupt:
+            # Stop now instead of waiting for the running blocks; the records already written stay whole.
+            interrupted = True
+            for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                proc.terminate()
+            raise
+        finally:
+            pool.shutdown(wait=not interrupted, cancel_futures=interrupted)
 
     def _run_dask(self, blocks: Sequence[Block], done: Callback) -> None:
         from distributed import Client, as_completed
 
         cluster, client = None, self.client
-        if client is None:
-            if self.address is not None:
-                client = Client(self.address)
-            else:
-                cluster = make_local_cluster(self.workers, self.allowed_failures)
-                client = Client(cluster)
         try:
+            if client is None:
+                if self.address is not None:
+                    try:
+                        client = Client(self.address)
+                    except OSError as exc:  # unreachable after Dask's connect timeout: one line, no traceback
+                        raise ConnectionError(f"cannot reach the Dask scheduler at {self.address}: {exc}") from None
+                else:
+                    with _sigint_deferred():  # the cluster starts its worker processes
+                        cluster = make_local_cluster(self.workers, self.allowed_failures)
+                        client = Client(cluster)
             futures = {}
             for i, b in enumerate(blocks):
                 # A unique key: a rerun on a long-lived cluster must not pick up an old result of the same block.
@@ -137,10 +193,31 @@ class Backend:
                     done(futures[fut], results, None, seconds)
                 fut.release()
         finally:
-            if self.client is None:
+            if self.client is None and client is not None:
                 client.close()
             if cluster is not None:
                 cluster.close()
+
+
+def check_scheduler_address(address: object, name: str = "address") -> str:
+    """``address`` if it is a well-formed Dask scheduler address (``tcp://host:8786``, ``host:8786``, ``tls://...``
+    with a host and a port in 1..65535, or another Dask scheme); a one-line ``ValueError`` naming ``name`` otherwise,
+    before any connection is tried (Dask would first wait for its connect timeout)."""
+    if not isinstance(address, str):
+        raise TypeError(f"{name} must be a string such as tcp://host:8786, got {address!r}")
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    try:
+        scheme, loc = parse_address(address, strict=False)
+        if scheme in ("tcp", "tls"):
+            host, port = parse_host_port(loc)
+            if not host or any(c.isspace() for c in host) or not 0 < int(port) < 65536:
+                raise ValueError
+    except (ValueError, TypeError):
+        raise ValueError(
+            f"{name} must be a Dask scheduler address such as tcp://host:8786 (a host and a port), got {address!r}"
+        ) from None
+    return address
 
 
 def make_backend(
@@ -158,6 +235,8 @@ def make_backend(
     """
     if isinstance(backend, Backend):
         return backend
+    if address is not None:
+        check_scheduler_address(address)
     if address is not None or client is not None:
         backend = "dask"
     check_choice("backend", backend, BACKENDS)

@@ -24,8 +24,11 @@ from pathlib import Path
 from collapse.io import write_json, write_text
 from collapse.runs.spec import Run, plain
 
-__all__ = ["STORE_MARKER", "Record", "ResultStore"]
+__all__ = ["DEFAULT_STORE", "STORE_MARKER", "Record", "ResultStore"]
 
+#: Where every command keeps its records unless told otherwise (``--store``): ``results/store``, or the environment
+#: variable ``COLLAPSE_STORE`` (the test suite points it at a temporary folder).
+DEFAULT_STORE = os.environ.get("COLLAPSE_STORE", "results/store")
 STORE_MARKER = ".collapse-store"
 FORMAT = 1
 STATUSES = ("ok", "failed")

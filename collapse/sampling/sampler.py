@@ -79,6 +79,9 @@ class Sampler:
         if dist.dim() == 2:
             dist, labels = dist.unsqueeze(0), labels.unsqueeze(0)
         n_groups, batch = labels.shape
+        if batch == 0:
+            # An empty batch has no tuple (every rule's row reduction needs at least one column).
+            return self._empty(n_groups, dist.device)
         gen = self.generator(dist.device)
         # The built-in nearest/farthest rules (not subclasses, which may redefine _pick) have an exact fast path.
         fused_pos = batch > 0 and type(self.positive) in (EasyPositive, HardPositive)
@@ -147,6 +150,15 @@ class Sampler:
             anchors_without_negative=without_negative,
             _triplets=triplets,
         )
+
+    def _empty(self, n_groups: int, device: torch.device) -> Tuples:
+        """The tuples of an empty batch: none, in the same layout as a non-empty batch with this negative rule."""
+        none = torch.zeros(0, dtype=torch.long, device=device)
+        if not self.negative.per_pair:
+            mask = torch.zeros(n_groups, 0, 0, dtype=torch.bool, device=device)
+            return Tuples(Pairs(none, none, none), MaskPairs(mask), n_groups, 0, 0, 0, _negative_mask=mask)
+        triplets = Triplets(none, none, none, none)
+        return Tuples(triplets.positive_pairs, triplets.negative_pairs, n_groups, 0, 0, 0, _triplets=triplets)
 
     def __repr__(self) -> str:
         return f"Sampler(positive={self.positive.name!r}, negative={self.negative.name!r})"

@@ -11,6 +11,8 @@ from collapse.theory.t2_noise_collapse import check_t2
 from collapse.theory.t3_eps import check_t3
 from collapse.theory.t4_finite_batch import check_t4
 from collapse.theory.t5_margin import check_t5
+from collapse.theory.t6_supcon import check_t6
+from collapse.theory.t7_proxies import check_t7
 
 __all__ = ["CHECKS"]
 
@@ -21,4 +23,6 @@ CHECKS: dict[str, Callable[[], Check]] = {
     "T3": check_t3,
     "T4": check_t4,
     "T5": check_t5,
+    "T6": check_t6,
+    "T7": check_t7,
 }

@@ -18,6 +18,7 @@ from paper_repro.datasets.cars import load_cars
 from paper_repro.datasets.cub import load_cub
 from paper_repro.datasets.digits import load_digits
 from paper_repro.datasets.files import FileImageDataset
+from paper_repro.datasets.glyphs import load_glyph_case, load_glyphs
 from paper_repro.datasets.memory import InMemoryImageDataset
 from paper_repro.datasets.mnist import load_mnist
 from paper_repro.datasets.omniglot import load_omniglot
@@ -72,6 +73,10 @@ DATASETS: dict[str, DatasetSpec] = {
     "omniglot": DatasetSpec(
         load_omniglot, "Omniglot, alphabets (fine label = character) or characters, grey files; background / evaluation"
     ),
+    "glyphs": DatasetSpec(
+        load_glyphs, "font glyphs (Omniglot proxy): script (fine label = character), designs as instances; 32x32"
+    ),
+    "glyph-case": DatasetSpec(load_glyph_case, "font glyphs: 13 Latin letters (fine label = upper/lower case); 32x32"),
 }
 
 

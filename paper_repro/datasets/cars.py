@@ -28,6 +28,7 @@ from scipy.io import loadmat
 from collapse._validation import check_choice
 from paper_repro.datasets.base import Transform
 from paper_repro.datasets.files import FileImageDataset
+from paper_repro.datasets.layout import resolve_listed
 from paper_repro.datasets.splits import CARS_CLASSES, SPLITS, protocol_split
 
 __all__ = ["CARS_DIRNAME", "CARS_LAYOUTS", "PROTOCOLS", "load_cars", "read_mat_struct"]
@@ -116,7 +117,7 @@ def load_cars(
     if layout == "annos":
         mat = folder / "cars_annos.mat"
         rec = read_mat_struct(mat, "annotations", ("relative_im_path", *_BOX, "class", "test"))
-        paths = [folder / str(p) for p in rec["relative_im_path"]]
+        paths = [resolve_listed(folder, str(p), mat) for p in rec["relative_im_path"]]
         is_test = np.array([int(t) for t in rec["test"]], dtype=bool)
         names = _class_names(mat)
     else:
@@ -131,7 +132,7 @@ def load_cars(
             r = read_mat_struct(mat, "annotations", fields)
             for f in fields:
                 rec[f] += r[f]
-            paths += [images / str(p) for p in r["fname"]]
+            paths += [resolve_listed(images, str(p), mat) for p in r["fname"]]
             is_test_list += [test] * len(r["fname"])
         is_test = np.array(is_test_list, dtype=bool)
         mat = folder / "devkit" / "cars_meta.mat"

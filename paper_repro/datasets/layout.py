@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
-__all__ = ["dataset_folder", "read_table", "require_layout"]
+__all__ = ["dataset_folder", "read_table", "require_layout", "resolve_listed"]
 
 
 def dataset_folder(root: str | Path, dirname: str, markers: Sequence[str]) -> Path:
@@ -46,3 +46,16 @@ def read_table(path: Path, fields: str, types: Sequence[type]) -> list[tuple]:
             except ValueError:
                 raise ValueError(f"malformed {path} line {k}: expected '{fields}', got {line.strip()!r}") from None
     return rows
+
+
+def resolve_listed(folder: Path, name: str, listed_in: Path) -> Path:
+    """``folder / name`` for a file name read from the metadata file ``listed_in``; a name that is absolute or
+    climbs out with ``..`` is refused in one line, so a metadata file can never make a loader read outside the data
+    set's folder. Names are checked as written (POSIX or Windows separators), without touching the disk."""
+    for pure in (PurePosixPath(name), PureWindowsPath(name)):
+        if pure.is_absolute() or pure.anchor or ".." in pure.parts:
+            raise ValueError(
+                f"malformed {listed_in}: image path {name!r} leaves {folder}; paths there must be relative, "
+                "without '..'"
+            )
+    return folder / name

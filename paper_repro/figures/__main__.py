@@ -50,6 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.seed is not None and args.seed < 0:
             raise ValueError(f"--seed must be >= 0, got {args.seed}")
         # Where results go is checked before any compute.
+        if args.store is not None:  # both checked before either is created
+            check_writable_dir(args.store, what="--store", create=False)
         check_writable_dir(args.out, what="--out")
         if args.store is not None:
             ResultStore(args.store).prepare()
@@ -72,8 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         entry = manifest["figures"].get(key)
         if key not in failed and entry is not None:
             print(f"{key}  {entry['file']:<28} {entry['seconds']:7.1f} s")
-    print(f"{len(keys) - len(failed)}/{len(keys)} figures in {time.perf_counter() - start:.1f} s -> {args.out}/"
-          "manifest.json")
+    drawn = len(keys) - len(failed)
+    # The manifest is written after each figure that was drawn; when none was, it was not written (or touched).
+    where = f"{args.out}/manifest.json" if drawn else f"{args.out} (no figure drawn; manifest.json not written)"
+    print(f"{drawn}/{len(keys)} figures in {time.perf_counter() - start:.1f} s -> {where}")
     return 1 if failed else 0
 
 

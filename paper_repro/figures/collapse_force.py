@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from collapse.io import write_csv, write_json
-from collapse.runs import execute
+from collapse.runs import DEFAULT_STORE, execute
 from collapse.theory.force import kappa_symmetric, kappa_symmetric_eps
 from collapse.theory.force_measure import MC_MARGIN, ForcePointRun
 from collapse.theory.t4_finite_batch import critical_batch, decay_rates, eps_sibling_force, net_pull_intervals
@@ -71,7 +71,7 @@ class Params:
     theta: float = 0.6
     seed: int = 0
     #: The result store of the measured points.
-    store: str = "results/store"
+    store: str = DEFAULT_STORE
 
 
 FULL = {"eps_points": (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7), "n_batches": 512, "replicates": 16,
@@ -157,7 +157,7 @@ def draw(out: str | Path, params: Params | None = None, *, full: bool = False, p
         m_star2 = critical_batch(p.eps_fixed, C, K2)
         far = np.arange(2, max(100, (m_star2 or 0) + 20) + 1)
         net2 = np.array([eps_sibling_force(p.eps_fixed, C, K2, int(m))["net"] / (K2 - 1) for m in far])
-        inset = bx.inset_axes([0.42, 0.08, 0.55, 0.38])
+        inset = bx.inset_axes([0.45, 0.42, 0.52, 0.36])
         inset.plot(far, net2, color=SKY, lw=1.5)
         inset.axhline(0, color="0.6", lw=0.8)
         inset.set_yscale("symlog", linthresh=1e-6)
@@ -171,7 +171,7 @@ def draw(out: str | Path, params: Params | None = None, *, full: bool = False, p
         bx.set_xlabel(f"samples per class in the batch M (P = {C})")
         bx.set_ylabel("collapse force kappa")
         bx.set_title(f"EPS needs enough samples per class (eps = {p.eps_fixed:g})")
-        bx.legend(loc="center right", frameon=False)
+        bx.legend(loc="lower left", bbox_to_anchor=(0.0, 0.06), frameon=False, fontsize=8)
         fig.tight_layout()
         png = save_figure(fig, out / f"{KEY}_{NAME}.png")
 

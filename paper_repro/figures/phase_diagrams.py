@@ -19,6 +19,7 @@ import numpy as np
 from collapse.experiment import STATE_KEYS, with_overrides
 from collapse.io import write_csv, write_json
 from collapse.phase import DEFAULT_EPS, DEFAULT_K, DEFAULT_LOSSES, DEFAULT_M, PHASE_BASE, phase_diagram
+from collapse.runs import DEFAULT_STORE
 from paper_repro.figures.common import (
     POSITIVE_NAMES,
     WIDTH,
@@ -61,7 +62,7 @@ class Params:
     n_jobs: int | None = None
     seed: int = 0
     #: The result store of the cells (a rerun draws from the records).
-    store: str = "results/store"
+    store: str = DEFAULT_STORE
 
 
 FULL = {"eps_grid": (0.0, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4), "m_grid": (3, 4, 6, 8, 12, 16),

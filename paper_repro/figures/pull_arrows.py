@@ -27,7 +27,7 @@ import torch
 
 from collapse.experiment import SimConfig, make_data
 from collapse.io import write_json
-from collapse.runs import ResultStore, SimRun, execute
+from collapse.runs import DEFAULT_STORE, ResultStore, SimRun, execute
 from collapse.theory.anchor_forces import anchor_forces, pick_anchor
 from paper_repro.figures.common import (
     BLACK,
@@ -67,7 +67,7 @@ class Params:
     anchor_class: int = 0
     seed: int = 0
     #: The result store of the training run.
-    store: str = "results/store"
+    store: str = DEFAULT_STORE
 
 
 FULL = {"samples_per_mode": 30, "steps": 1000, "moments": (10, 100, 1000)}

@@ -19,7 +19,7 @@ import numpy as np
 from collapse.experiment import SimConfig, make_data, verdict
 from collapse.io import write_csv, write_json
 from collapse.metrics import mode_separation
-from collapse.runs import ResultStore, SimRun, execute
+from collapse.runs import DEFAULT_STORE, ResultStore, SimRun, execute
 from paper_repro.figures.common import (
     MARKERS,
     POSITIVE_NAMES,
@@ -56,7 +56,7 @@ class Params:
     seeds: int = 3
     seed: int = 0
     #: The result store of the runs.
-    store: str = "results/store"
+    store: str = DEFAULT_STORE
 
 
 FULL = {"steps": 1500, "snapshots": (0, 25, 100, 400, 1500), "seeds": 5}

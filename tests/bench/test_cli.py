@@ -15,6 +15,7 @@ TINY = ["--batch-sizes", "16", "--eval-sizes", "200", "--nmi-sizes", "", "--repe
         "--no-progress", "--threads", "1"]
 
 
+@pytest.mark.slow
 def test_tiny_run_writes_files_and_passes(tmp_path, capsys):
     (tmp_path / "R.md").write_text("# R\n\n<!-- bench:start -->\nold\n<!-- bench:end -->\n")
     code = cli.main([*TINY, "--sections", "loss,eval", "--out", str(tmp_path), "--readme", str(tmp_path / "R.md")])

@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from collapse.data import LAYOUTS, MultiModeData, make_multimode, mode_centers
+from tests.conftest import scaled_settings
 
 
 def test_defaults_shapes_and_dtypes():
@@ -20,7 +21,7 @@ def test_defaults_shapes_and_dtypes():
     np.testing.assert_allclose(data.mode_weights, 1 / 12)
 
 
-@settings(max_examples=25, deadline=None)
+@scaled_settings(25)
 @given(
     counts=st.lists(st.integers(1, 4), min_size=2, max_size=4),
     layout=st.sampled_from(LAYOUTS),

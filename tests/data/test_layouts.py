@@ -2,10 +2,11 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from collapse.data import LAYOUTS, mode_centers
+from tests.conftest import scaled_settings
 
 counts_st = st.lists(st.integers(1, 4), min_size=2, max_size=5)
 
@@ -14,7 +15,7 @@ def _pairwise(centers):
     return np.linalg.norm(centers[:, None, :] - centers[None, :, :], axis=-1)
 
 
-@settings(max_examples=25, deadline=None)
+@scaled_settings(25)
 @given(counts=counts_st, layout=st.sampled_from(LAYOUTS), dim=st.integers(2, 5), sep=st.floats(0.1, 10.0))
 def test_shapes_dtypes_and_mode_order(counts, layout, dim, sep):
     centers, mode_class = mode_centers(counts, dim, layout=layout, separation=sep, random_state=0)
@@ -61,7 +62,7 @@ def test_line_exact_positions_equal_counts():
     assert centers.mean() == pytest.approx(0.0, abs=1e-12)
 
 
-@settings(max_examples=25, deadline=None)
+@scaled_settings(25)
 @given(n_classes=st.integers(2, 5), k=st.integers(1, 4), sep=st.floats(0.1, 10.0))
 def test_line_nearest_other_mode_is_other_class(n_classes, k, sep):
     centers, mode_class = mode_centers([k] * n_classes, 2, layout="line", separation=sep)
@@ -72,7 +73,7 @@ def test_line_nearest_other_mode_is_other_class(n_classes, k, sep):
     np.testing.assert_allclose(d.min(1), sep)
 
 
-@settings(max_examples=25, deadline=None)
+@scaled_settings(25)
 @given(counts=counts_st, sep=st.floats(0.1, 10.0))
 def test_line_unequal_counts_are_evenly_spaced(counts, sep):
     centers, _ = mode_centers(counts, 1, layout="line", separation=sep)
@@ -80,7 +81,7 @@ def test_line_unequal_counts_are_evenly_spaced(counts, sep):
     np.testing.assert_allclose(np.diff(x), sep)
 
 
-@settings(max_examples=25, deadline=None)
+@scaled_settings(25)
 @given(n_classes=st.integers(2, 5), k=st.integers(1, 4), sep=st.floats(0.1, 10.0))
 def test_circle_arc_spacing_and_interleaving(n_classes, k, sep):
     centers, mode_class = mode_centers([k] * n_classes, 3, layout="circle", separation=sep)
@@ -105,7 +106,7 @@ def test_checkerboard_two_classes_is_xor():
     assert len({(r, c) for r, c in zip(row, col, strict=True)}) == 4
 
 
-@settings(max_examples=25, deadline=None)
+@scaled_settings(25)
 @given(counts=counts_st, sep=st.floats(0.1, 10.0))
 def test_checkerboard_same_class_never_grid_neighbours(counts, sep):
     centers, mode_class = mode_centers(counts, 2, layout="checkerboard", separation=sep)
@@ -121,7 +122,7 @@ def test_checkerboard_same_class_never_grid_neighbours(counts, sep):
     assert np.any(neighbours)
 
 
-@settings(max_examples=25, deadline=None)
+@scaled_settings(25)
 @given(n_classes=st.integers(2, 5), k=st.integers(1, 4), sep=st.floats(0.1, 10.0))
 def test_rings_radii_and_angular_interleaving(n_classes, k, sep):
     centers, mode_class = mode_centers([k] * n_classes, 2, layout="rings", separation=sep)

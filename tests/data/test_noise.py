@@ -1,10 +1,11 @@
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from collapse.data import NOISE_MODELS, LabelNoise, draw_labels, transition_matrix
+from tests.conftest import scaled_settings
 
 counts_st = st.lists(st.integers(1, 4), min_size=2, max_size=5)
 eps_st = st.floats(0.0, 0.999)
@@ -18,7 +19,7 @@ def _gen(seed):
     return torch.Generator().manual_seed(seed)
 
 
-@settings(max_examples=25, deadline=None)
+@scaled_settings(25)
 @given(counts=counts_st, kind=st.sampled_from(NOISE_MODELS), eps=eps_st)
 def test_rows_are_distributions(counts, kind, eps):
     mc = _mode_class(counts)
@@ -28,7 +29,7 @@ def test_rows_are_distributions(counts, kind, eps):
     torch.testing.assert_close(T.sum(1), torch.ones(len(mc), dtype=torch.float64))
 
 
-@settings(max_examples=25, deadline=None)
+@scaled_settings(25)
 @given(counts=counts_st, kind=st.sampled_from(NOISE_MODELS))
 def test_zero_noise_is_one_hot_on_class(counts, kind):
     mc = _mode_class(counts)
@@ -37,7 +38,7 @@ def test_zero_noise_is_one_hot_on_class(counts, kind):
     assert torch.equal(T, expected)
 
 
-@settings(max_examples=25, deadline=None)
+@scaled_settings(25)
 @given(counts=counts_st, eps=eps_st)
 def test_symmetric_entries(counts, eps):
     mc, n_classes = _mode_class(counts), len(counts)
@@ -47,7 +48,7 @@ def test_symmetric_entries(counts, eps):
             assert T[m, y] == pytest.approx(1 - eps if y == c else eps / (n_classes - 1))
 
 
-@settings(max_examples=25, deadline=None)
+@scaled_settings(25)
 @given(counts=counts_st, eps=eps_st)
 def test_pair_flip_entries(counts, eps):
     mc, n_classes = _mode_class(counts), len(counts)

@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from collapse.metrics import (
@@ -22,6 +22,7 @@ from collapse.metrics import (
     nc1,
     submode_recovery,
 )
+from tests.conftest import scaled_settings
 
 
 def layout(mode_positions, per_mode, noise=0.0, seed=0):
@@ -98,7 +99,7 @@ def test_intra_inter_ratio_hand_values():
     assert out["intra_inter_centroid_ratio"] == pytest.approx(intra / 10.0)
 
 
-@settings(max_examples=10, deadline=None)
+@scaled_settings(10)
 @given(seed=st.integers(0, 2**31 - 1), n=st.integers(4, 25), n_cls=st.integers(2, 4), chunk=st.integers(1, 30))
 def test_intra_inter_ratio_matches_naive_loop(seed, n, n_cls, chunk):
     rng = np.random.default_rng(seed)
@@ -125,7 +126,7 @@ def test_nc1_and_cdnv_hand_values():
     assert cdnv(x, y) == pytest.approx(0.01)
 
 
-@settings(max_examples=10, deadline=None)
+@scaled_settings(10)
 @given(seed=st.integers(0, 2**31 - 1), n_cls=st.integers(2, 5), dim=st.integers(1, 7))
 def test_nc1_and_cdnv_match_direct_formulas(seed, n_cls, dim):
     rng = np.random.default_rng(seed)

@@ -8,10 +8,11 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from collapse.metrics import iter_knn, knn
+from tests.conftest import scaled_settings
 
 # The package re-exports the function ``knn`` under the submodule's name, so fetch the module itself.
 knn_module = importlib.import_module("collapse.metrics.knn")
@@ -48,7 +49,7 @@ def with_duplicates(rng, x, n_dup):
     return x
 
 
-@settings(max_examples=25, deadline=None)
+@scaled_settings(25)
 @given(
     seed=st.integers(0, 2**31 - 1),
     n=st.integers(2, 30),
@@ -68,7 +69,7 @@ def test_self_search_matches_naive_loop(seed, n, dim, data):
     np.testing.assert_allclose(d.numpy(), d_ref, rtol=1e-9, atol=1e-9)
 
 
-@settings(max_examples=15, deadline=None)
+@scaled_settings(15)
 @given(seed=st.integers(0, 2**31 - 1), nq=st.integers(1, 12), nr=st.integers(1, 20), data=st.data())
 def test_query_reference_search_matches_naive_loop(seed, nq, nr, data):
     rng = np.random.default_rng(seed)
@@ -84,7 +85,7 @@ def test_query_reference_search_matches_naive_loop(seed, nq, nr, data):
     assert (d[: nq // 2, 0] == 0).all()
 
 
-@settings(max_examples=20, deadline=None)
+@scaled_settings(20)
 @given(seed=st.integers(0, 2**31 - 1), log_n=st.integers(1, 5), data=st.data())
 def test_geometric_ties_go_to_the_lower_index(seed, log_n, data):
     # Small integer coordinates and a power-of-two N keep the arithmetic exact, so tied distances are
@@ -98,7 +99,7 @@ def test_geometric_ties_go_to_the_lower_index(seed, log_n, data):
     np.testing.assert_allclose(d.numpy(), d_ref, rtol=1e-12, atol=0)
 
 
-@settings(max_examples=10, deadline=None)
+@scaled_settings(10)
 @given(seed=st.integers(0, 2**31 - 1), n=st.integers(3, 40))
 def test_float32_distances_are_the_k_smallest(seed, n):
     # float32 rounding may swap near-ties, so check values rather than indices.

@@ -8,7 +8,7 @@ import logging
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from pytorch_metric_learning.distances import CosineSimilarity, LpDistance
 from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
@@ -16,6 +16,7 @@ from pytorch_metric_learning.utils.inference import CustomKNN, return_results
 
 from collapse.metrics import map_at_r, nmi_kmeans, precision_at_1, r_precision, recall_at_k, retrieval_metrics
 from collapse.metrics.retrieval import kmeans_labels
+from tests.conftest import scaled_settings
 
 retrieval_module = importlib.import_module("collapse.metrics.retrieval")
 logging.getLogger("PML").setLevel(logging.ERROR)
@@ -77,7 +78,7 @@ def random_problem(seed, n, n_labels, n_dup):
     return x, y
 
 
-@settings(max_examples=15, deadline=None)
+@scaled_settings(15)
 @given(
     seed=st.integers(0, 2**31 - 1),
     n=st.integers(4, 40),

@@ -11,6 +11,7 @@ from paper_repro.bench_throughput import main
 from paper_repro.models import make_model
 
 
+@pytest.mark.slow
 def test_tiny_cpu_run_prints_and_writes_json(tmp_path, capsys):
     argv = ["--model", "small_cnn", "--size", "8", "--batch", "8", "--per-class", "4", "--steps", "2"]
     argv += ["--warmup", "1", "--device", "cpu", "--amp", "bf16", "--channels-last", "--out", str(tmp_path), "--quiet"]

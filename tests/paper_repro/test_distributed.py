@@ -104,6 +104,7 @@ def test_rank_slice_and_gather_order_are_inverse():
         D.rank_slice(batch, 0, 5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
 def test_global_loss_and_embedding_gradients_equal_single_process(two_ranks, case):
     _, ranks = two_ranks

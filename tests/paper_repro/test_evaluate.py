@@ -143,6 +143,7 @@ def test_embed_dataset_is_ordered_batch_independent_and_restores_mode():
     assert torch.allclose(a, direct, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_evaluate_run_reproduces_the_runs_final_metrics(tmp_path, capsys):
     out = tmp_path / "run"
     res = train(dict(out=str(out), dataset="digits", steps=4, eval_every=4, batch_classes=4, samples_per_class=4,

@@ -51,6 +51,7 @@ def tiny_params(real: RealParams) -> dict:
     }
 
 
+@pytest.mark.slow
 def test_every_figure_writes_png_data_and_manifest(tmp_path, real):
     out = tmp_path / "figs"
     drawn = [k for k in FIGURES if k != "h"]  # h is a table, tested below
@@ -76,6 +77,7 @@ def test_every_figure_writes_png_data_and_manifest(tmp_path, real):
     assert len(list(Path(real.train_root).iterdir())) == 2
 
 
+@pytest.mark.slow
 def test_rebuilding_one_figure_keeps_the_others(tmp_path, real):
     out = tmp_path / "figs"
     params = tiny_params(real)

@@ -36,6 +36,7 @@ def run(cfg, data, **kw) -> dict:
     return train(cfg, train_data=data[0], test_data=data[1], progress=False, **kw)
 
 
+@pytest.mark.slow
 def test_end_to_end_writes_run_and_learns(tmp_path, digits):
     res = run(tiny(tmp_path / "r", steps=40, eval_every=20), digits)
     files = {p.name for p in (tmp_path / "r").iterdir()}
@@ -51,6 +52,7 @@ def test_end_to_end_writes_run_and_learns(tmp_path, digits):
     assert load_checkpoint(tmp_path / "r" / CHECKPOINT)["step"] == 40
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "kw",
     [
@@ -143,6 +145,7 @@ def test_step_data_splits_exactly_over_ranks_and_is_reproducible(digits):
         assert torch.equal(torch.stack([p[1] for p in parts], 1).reshape(-1), whole_y)
 
 
+@pytest.mark.slow
 def test_loader_workers_do_not_change_the_run(tmp_path, digits):
     a = run(tiny(tmp_path / "w0", steps=6, eval_every=6), digits)
     b = run(tiny(tmp_path / "w2", steps=6, eval_every=6, workers=2), digits)

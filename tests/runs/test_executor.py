@@ -60,6 +60,7 @@ def test_sim_records_are_run_simulation_on_every_backend(tmp_path):
         assert a["final_loss"] == pytest.approx(ref.summary["final_loss"])
 
 
+@pytest.mark.slow
 def test_an_existing_dask_cluster_by_address(tmp_path):
     cluster = make_local_cluster(workers=1)
     try:
@@ -70,6 +71,7 @@ def test_an_existing_dask_cluster_by_address(tmp_path):
         cluster.close()
 
 
+@pytest.mark.slow
 def test_a_killed_dask_worker_costs_only_its_own_block(tmp_path):
     marker = tmp_path / "killed-once"
     runs = [ToyRun(x, group=x % 2, kill_once=str(marker) if x == 1 else "") for x in range(4)]

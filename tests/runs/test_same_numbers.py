@@ -16,6 +16,9 @@ import pytest
 from collapse.experiment import SimConfig
 from collapse.runs import ResultStore, SimRun, execute
 
+# Default-configuration acceptance runs (the numbers before and after the run layer): long, in CI only.
+pytestmark = pytest.mark.slow
+
 BEFORE = json.loads(Path(__file__).with_name("before_numbers.json").read_text())
 SMALL = SimConfig(steps=30, seeds=2)
 REL = 1e-6

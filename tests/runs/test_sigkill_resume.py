@@ -9,8 +9,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from collapse.runs import ResultStore
 from collapse.sweep import expand_grid, main, run_sweep
+
+pytestmark = pytest.mark.slow  # kills and reruns a real sweep
 
 GRID = ["noise=0,0.2", "samples_per_class=4,5,6,8", "steps=60", "seeds=1", "samples_per_mode=6"]
 ROOT = Path(__file__).resolve().parents[2]

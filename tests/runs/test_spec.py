@@ -33,8 +33,8 @@ def test_equivalent_spellings_are_one_run():
     a = SimRun(SimConfig(modes=3), "triplet", "random", None)
     b = SimRun(SimConfig(modes=(3, 3, 3, 3)), "triplet", "random", "all")  # triplet's published rule is "all"
     assert a.negative == "all" and a.key == b.key
-    assert config_hash("sim", 1, a.identity()) == a.key
-    assert config_hash("sim", 2, a.identity()) != a.key  # a schema bump invalidates old records
+    assert config_hash("sim", SimRun.SCHEMA, a.identity()) == a.key
+    assert config_hash("sim", SimRun.SCHEMA + 1, a.identity()) != a.key  # a schema bump invalidates old records
 
 
 def test_noise_levels_of_one_block_train_together():

@@ -26,6 +26,7 @@ def mode_models(draw):
     return ModeModel.from_noise(counts, eps, kind=kind, weights=weights)
 
 
+@pytest.mark.slow
 @given(mode_models())
 def test_general_formula_equals_autograd(model):
     off = ~np.eye(model.n_modes, dtype=bool)

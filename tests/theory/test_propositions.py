@@ -49,6 +49,7 @@ def test_t0_clean_construction_needs_room():
         clean_configuration(ModeModel.symmetric(3, 2, 0.0), alpha=3.0)
 
 
+@pytest.mark.slow
 @minimiser_settings(ci=3, deep=30)
 @given(st.integers(2, 4), st.integers(2, 3), st.floats(0.0, 0.5), st.integers(0, 1000))
 def test_t0_contrastive_minimisers_collapse_at_every_noise_level(C, K, eps_frac, seed):
@@ -68,6 +69,7 @@ def test_t0_contrastive_minimisers_collapse_at_every_noise_level(C, K, eps_frac,
 
 
 # ------------------------------------------------------------------------------------------------------- T2
+@pytest.mark.slow
 @minimiser_settings(ci=4, deep=60)
 @given(
     st.integers(2, 5),
@@ -104,12 +106,14 @@ def test_t2_is_stated_for_symmetric_noise_only():
     assert 0.8 < pf["clean_pair_over_margin"] < 1.25 and "collapsed" not in pf["verdicts"]
 
 
+@pytest.mark.slow
 def test_t2_edge_cases_unequal_modes_and_near_uninformative_noise():
     m = ModeModel.from_noise([3, 1, 2], 0.6)  # edge (C-1)/C = 2/3
     res = minimize_population(m, "triplet", "random", "all", dim=8, seeds=2, steps=1200, lr=0.02)
     assert res.collapsed.all(), res.separation
 
 
+@pytest.mark.slow
 def test_t2_without_noise_random_positives_keep_modes():
     res = minimize_population(
         ModeModel.symmetric(3, 3, 0.0), "triplet", "random", "all", dim=8, seeds=2, steps=600, lr=0.02
@@ -127,6 +131,7 @@ def test_t3_eps_never_pulls_siblings(mode_counts, eps_frac, d, seed, negative):
     assert max_sibling_gradient(m, Z, negative=negative) <= 0.0
 
 
+@pytest.mark.slow
 @minimiser_settings(ci=3, deep=30)
 @given(st.integers(2, 4), st.integers(2, 3), st.floats(0.1, 0.6), st.sampled_from([2, 8]), st.integers(0, 1000))
 def test_t3_eps_minimisation_separates_near_collapsed_modes(C, K, eps_frac, d, seed):
@@ -197,6 +202,7 @@ def test_t4_pull_decays_with_m_and_grows_with_k():
 
 
 # ------------------------------------------------------------------------------------------------------- T5
+@pytest.mark.slow
 @minimiser_settings(ci=3, deep=30)
 @given(st.floats(0.05, 0.5), st.integers(0, 1000))
 def test_t5_fixed_beta_margin_never_collapses(eps, seed):
@@ -206,6 +212,7 @@ def test_t5_fixed_beta_margin_never_collapses(eps, seed):
     assert (~res.collapsed).all(), res.separation
 
 
+@pytest.mark.slow
 def test_t5_learned_beta_collapses_under_noise_but_not_with_eps():
     m = ModeModel.symmetric(4, 3, 0.2)
     rnd = minimize_population(m, "margin-learned", "random", "all", dim=8, seeds=4, steps=1000, lr=0.02)

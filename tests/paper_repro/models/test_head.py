@@ -22,6 +22,7 @@ class _Flat(nn.Module):
         return x.flatten(1)
 
 
+@pytest.mark.slow
 @given(st.integers(0, 10_000), st.integers(1, 6), st.integers(1, 9), st.integers(1, 12))
 def test_normalized_embedding_is_unit_projection(seed, batch, features, dim):
     torch.manual_seed(seed)
@@ -45,6 +46,7 @@ def test_image_backbones_give_unit_vectors():
     assert net.features(torch.zeros(1, 1, 8, 8)).shape == (1, 32)
 
 
+@pytest.mark.slow
 def test_bf16_autocast_on_cpu_returns_float32_unit_vectors():
     torch.manual_seed(0)
     net = EmbeddingNet(resnet18(small_input=True), dim=32).eval().to(memory_format=torch.channels_last)

@@ -47,6 +47,7 @@ def test_state_dict_names_follow_torchvision(name):
     assert set(sd) == _torchvision_keys(name)
 
 
+@pytest.mark.slow
 def test_known_tensor_shapes():
     r50 = resnet50().state_dict()
     assert r50["layer3.1.conv2.weight"].shape == (256, 256, 3, 3)
@@ -114,6 +115,7 @@ def test_resnet18_forward_shapes_and_stem(small_input, size, grid):
     assert isinstance(model.maxpool, torch.nn.Identity) == small_input
 
 
+@pytest.mark.slow
 def test_resnet50_forward_at_64px():
     model = resnet50().eval()
     with torch.no_grad():
@@ -129,6 +131,7 @@ def test_zero_init_residual_makes_blocks_start_as_identity_branch():
     assert bool(resnet18().layer1[0].bn2.weight.detach().all())  # off by default: BN scales start at 1
 
 
+@pytest.mark.slow
 def test_channels_last_gives_the_same_features_and_trains():
     torch.manual_seed(0)
     model = resnet18(small_input=True)

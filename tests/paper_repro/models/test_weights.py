@@ -25,6 +25,7 @@ def _assert_same(model_sd, ckpt, prefix="module."):
         torch.testing.assert_close(v, ckpt[prefix + k], rtol=0, atol=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("wrap", ["raw", "state_dict", "model", "nested"])
 def test_loads_every_tensor_and_reports(tmp_path, wrap):
     ckpt = _torchvision_style_checkpoint()
@@ -47,6 +48,7 @@ def test_loads_every_tensor_and_reports(tmp_path, wrap):
     assert "120 loaded" in str(report)
 
 
+@pytest.mark.slow
 def test_backbone_checkpoint_goes_into_embedding_net_backbone(tmp_path):
     ckpt = _torchvision_style_checkpoint(prefix="_orig_mod.module.")
     torch.save(ckpt, tmp_path / "r18.pt")

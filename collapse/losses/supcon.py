@@ -1,0 +1,101 @@
+r"""Supervised contrastive loss (SupCon; Khosla et al. 2020, "Supervised Contrastive Learning", the
+:math:`\mathcal L^{sup}_{out}` form), composable with the positive and negative rules.
+
+With logits :math:`s_{ij} = S_{ij}/\tau` (:math:`S = 1 - D_{\cos}`, the cosine similarity), an anchor :math:`a`
+with selected positives :math:`P_a` (the positive rule) and selected negatives :math:`N_a` (the negative rule):
+
+.. math::
+    \ell_a = -\frac{1}{|P_a|}\sum_{p \in P_a} \log \frac{e^{s_{ap}}}{\sum_{k \in A_a(p)} e^{s_{ak}}},
+    \qquad A_a(p) = \begin{cases} P_a \cup N_a & \text{positives in the denominator (default)}\\
+                                  \{p\} \cup N_a & \text{otherwise.}\end{cases}
+
+With the published rules (all positives, all negatives) :math:`P_a \cup N_a` is every other sample of the batch,
+Khosla et al.'s :math:`A(i)`, and the loss equals pytorch-metric-learning's ``SupConLoss`` (which, like us, takes
+the denominator over the selected pairs when a miner selects them). Anchors without a positive have no term.
+
+**SupCon with easy positive sampling (EPS).** ``positive="easy"`` makes the nearest same-label sample the *only*
+positive, :math:`P_a = \{e_a\}`; both denominators are then :math:`\{e_a\} \cup N_a`, and
+
+.. math:: \ell_a = -\log \frac{e^{s_{a e_a}}}{e^{s_{a e_a}} + \sum_{n \in N_a} e^{s_{an}}},
+
+which is exactly the easy-positive NCA loss of Xuan et al. 2020 (:class:`~collapse.losses.EasyPositiveNCALoss`
+with the same temperature and negatives; a test checks the two agree). The other same-label samples are neither
+pulled nor pushed. The *weighted* variant (every positive, weighted by a softmax of its similarity) is not
+implemented.
+
+With the published reducer (average over the anchors with a non-zero term, as pytorch-metric-learning; the paper
+sums) and temperature 0.1.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from collapse._validation import check_real
+from collapse.losses.base import MetricLoss
+from collapse.losses.terms import Terms
+from collapse.sampling.tuples import Tuples
+
+__all__ = ["SupConLoss", "masked_logsumexp"]
+
+
+def masked_logsumexp(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    r"""Row-wise :math:`\log\sum_{j: m_j} e^{x_j}`; ``-inf`` for an empty row (its gradient is 0, not NaN)."""
+    filled = x.masked_fill(~mask, float("-inf"))
+    empty = ~mask.any(-1, keepdim=True)
+    # An all -inf row would give NaN gradients; give it a finite dummy value and mask the result instead.
+    safe = torch.where(empty, torch.zeros_like(filled), filled)
+    out = torch.logsumexp(safe, dim=-1)
+    return out.masked_fill(empty.squeeze(-1), float("-inf"))
+
+
+class SupConLoss(MetricLoss):
+    """Parameters: ``temperature`` (tau > 0) and ``positives_in_denominator`` (see the module docstring)."""
+
+    default_positive = "all"
+    default_negative = "all"
+    default_distance = "cosine"
+    default_reducer = "avg_nonzero"
+
+    def __init__(self, temperature: float = 0.1, *, positives_in_denominator: bool = True, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.temperature = check_real("temperature", temperature, low=0.0, low_inclusive=False)
+        self.positives_in_denominator = bool(positives_in_denominator)
+
+    def logits(self, dist: torch.Tensor) -> torch.Tensor:
+        """:math:`s = S / \\tau`, the (G, B, B) logits."""
+        return self.distance.similarity(dist) / self.temperature
+
+    def compute_terms(self, dist: torch.Tensor, tuples: Tuples, labels: torch.Tensor) -> dict[str, Terms]:
+        return {"loss": self.supcon_terms(self.logits(dist), tuples)}
+
+    def supcon_terms(self, logits: torch.Tensor, tuples: Tuples) -> Terms:
+        """The per-anchor SupCon terms of (G, B, B) logits, for the anchors that have a positive."""
+        n_groups, batch = tuples.n_groups, tuples.batch_size
+        pos = tuples.positive_pairs
+        neg = tuples.negative_mask()
+        flat = pos.g * batch + pos.a
+        count = torch.bincount(flat, minlength=n_groups * batch).reshape(n_groups, batch)
+        g, a = (count > 0).nonzero(as_tuple=True)
+        s_ap = pos.gather(logits)
+        if self.positives_in_denominator:
+            denom = masked_logsumexp(logits[g, a], (pos.mask(n_groups, batch) | neg)[g, a])
+            # -mean_p (s_ap - lse_a) = lse_a - mean_p s_ap
+            mean_pos = torch.zeros(n_groups, batch, dtype=logits.dtype, device=logits.device).index_put(
+                (pos.g, pos.a), s_ap, accumulate=True
+            )[g, a] / count[g, a].to(logits.dtype)
+            losses = denom - mean_pos
+        else:
+            neg_lse = masked_logsumexp(logits, neg)  # (G, B); -inf where an anchor has no negative
+            per_pair = F.softplus(neg_lse[pos.g, pos.a] - s_ap)  # log(e^{s_ap} + sum_n e^{s_an}) - s_ap
+            total = torch.zeros(n_groups, batch, dtype=logits.dtype, device=logits.device).index_put(
+                (pos.g, pos.a), per_pair, accumulate=True
+            )
+            losses = total[g, a] / count[g, a].to(logits.dtype)
+        return Terms(losses, g, (a,), "anchor")
+
+    def extra_repr(self) -> str:
+        return f"temperature={self.temperature}, positives_in_denominator={self.positives_in_denominator}, " + (
+            super().extra_repr()
+        )
