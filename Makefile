@@ -18,7 +18,7 @@ simulate: install
 
 test: install
 	$(BIN)/python -m ruff check collapse paper_repro tests
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2
 
 figures: install
 	$(BIN)/python -m paper_repro.figures
