@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,6 +39,7 @@ def render(*args: str) -> subprocess.CompletedProcess:
                           timeout=600)
 
 
+@pytest.mark.slow
 def test_render_embeds_the_figure_and_indexes_the_page(tmp_path):
     nb = write_notebook(tmp_path / "tiny_plot.ipynb", new_markdown_cell("# A tiny plot"), new_code_cell(DRAW))
     stored = nb.read_bytes()
@@ -53,6 +55,7 @@ def test_render_embeds_the_figure_and_indexes_the_page(tmp_path):
     assert nb.read_bytes() == stored, "rendering modified the notebook"
 
 
+@pytest.mark.slow
 def test_a_failing_cell_fails_the_render_and_writes_no_page(tmp_path):
     nb = write_notebook(tmp_path / "broken.ipynb", new_code_cell("x = 1"), new_code_cell("1 / 0"))
     out = tmp_path / "html"

@@ -376,6 +376,7 @@ HEADINGS_JS = """Array.from(document.querySelectorAll('.jp-NotebookPanel .jp-Ren
     .map(h => h.textContent.replace('\\u00b6', '').trim())"""
 
 
+@pytest.mark.slow
 def test_jupyterlab_shows_the_tour_in_chromium(lab, chromium):
     from PIL import Image
 

@@ -18,6 +18,7 @@ def _case(**kw):
     return run_simulation(SimConfig(**CASE, **kw), "triplet", "random", "hard")
 
 
+@pytest.mark.slow
 def test_case1_mode_confusion_is_partly_collapsed():
     res = _case(noise=0.3, noise_model="mode_confusion")
     assert res.verdict.startswith("partly collapsed"), res.verdict
@@ -38,6 +39,7 @@ def test_case2_total_collapse_reports_no_structure():
         assert r["loss_over_margin"] == pytest.approx(1.0, abs=0.01)
 
 
+@pytest.mark.slow
 def test_case3_mlp_shrinking_is_whole_space_degeneracy_not_merging():
     res = _case(model="mlp")
     assert res.verdict == "degenerate (whole space shrunk)"
@@ -45,6 +47,7 @@ def test_case3_mlp_shrinking_is_whole_space_degeneracy_not_merging():
     assert all(r["state_collapsed"] == 0.0 and r["state_partly"] == 0.0 for r in res.per_seed)
 
 
+@pytest.mark.slow
 def test_case4_sample_level_measure_sees_mode_labels():
     """The per-sample model has no access to modes (one free vector per sample), so true and shuffled mode labels
     must read alike (no structure, every pair merged), while the plain centroid distance keeps its noise floor. On a

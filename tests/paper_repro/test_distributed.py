@@ -136,6 +136,7 @@ def test_ddp_parameter_gradients_equal_single_process(two_ranks, case):
             assert torch.allclose(got, want.grad, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_train_runs_data_parallel(two_ranks):
     out, _ = two_ranks
     saved = json.loads((out / "run" / "metrics.json").read_text())

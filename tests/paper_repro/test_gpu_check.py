@@ -11,6 +11,7 @@ import torch
 from paper_repro import gpu_check
 
 
+@pytest.mark.slow
 def test_dry_run_writes_the_json_and_prints_every_target(tmp_path, capsys):
     assert gpu_check.main(["--dry-run", "--out", str(tmp_path), "--no-progress"]) == 0
     out = capsys.readouterr().out

@@ -62,6 +62,7 @@ def test_second_build_is_a_no_op_and_corruption_is_rebuilt(built, tmp_path):
     assert sha256_file(path) == before[1]  # the rebuild is byte-for-byte the same file
 
 
+@pytest.mark.slow
 def test_other_settings_rebuild_and_bad_settings_fail(built, tmp_path):
     logs: list[str] = []
     root = tmp_path / "data"
@@ -90,6 +91,7 @@ def test_without_root_one_line_names_what_to_install(monkeypatch):
     assert len(logs) == 1 and "apt-get install -y --no-install-recommends fonts-x fonts-y" in logs[0]
 
 
+@pytest.mark.slow
 def test_fetch_command_builds_glyphs_then_skips(built, tmp_path, capsys):
     argv = ["--dataset", "glyphs", "--root", str(tmp_path), "--font-dir", str(built["fonts"])]
     assert fetch_main(argv) == 0
