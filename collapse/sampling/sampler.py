@@ -7,8 +7,6 @@ already computed, and never on the gradient path: selection is a discrete choice
 
 from __future__ import annotations
 
-import warnings
-
 import torch
 
 from collapse._validation import check_choice, check_generator, check_real
@@ -16,7 +14,7 @@ from collapse.sampling.fused import LabelSegments, fused_negatives, fused_negati
 from collapse.sampling.negatives import NEGATIVE_RULES, HardNegative, NegativeRule, SemiHardNegative
 from collapse.sampling.positives import POSITIVE_RULES, EasyPositive, HardPositive, PositiveRule
 from collapse.sampling.selection import AnchorSelection
-from collapse.sampling.tuples import MaskPairs, Pairs, Triplets, Tuples
+from collapse.sampling.tuples import MaskPairs, Pairs, Triplets, Tuples, all_negative_tuples, warn_if_no_positive
 
 __all__ = ["Sampler", "label_masks"]
 
@@ -92,25 +90,12 @@ class Sampler:
         positives = self.positive.select(dist, same, self.generator(dist.device))
         has_positive = torch.zeros(n_groups, batch, dtype=torch.bool, device=dist.device)
         has_positive[positives.g, positives.a] = True
-        n_without_pos = int((~has_positive).sum())
-        if warn and len(positives) == 0:
-            warnings.warn(
-                f"no anchor in the batch has a valid positive ({n_without_pos} anchors dropped); the loss is 0",
-                RuntimeWarning,
-                stacklevel=3,
-            )
         if not self.negative.per_pair:
-            neg_mask = different if n_without_pos == 0 else different & has_positive.unsqueeze(-1)
-            count = LabelSegments(labels).count
-            return Tuples(
-                positive_pairs=positives,
-                negative_pairs=MaskPairs(neg_mask),
-                n_groups=n_groups,
-                batch_size=batch,
-                anchors_without_positive=n_without_pos,
-                anchors_without_negative=int((has_positive & (count == batch)).sum()),
-                _negative_mask=neg_mask,
+            return all_negative_tuples(
+                positives, has_positive, different, LabelSegments(labels).count, warn=warn, stacklevel=3
             )
+        n_without_pos = int((~has_positive).sum())
+        warn_if_no_positive(len(positives), n_without_pos, warn=warn, stacklevel=3)
         triplets = self.negative.select(dist, different, positives, self.generator(dist.device), dim)
         kept = torch.zeros(n_groups, batch, dtype=torch.bool, device=dist.device)
         kept[triplets.g, triplets.a] = True

@@ -19,12 +19,11 @@ the data; the theory, the tests and the per-tuple API read those.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import torch
 
-from collapse.sampling.tuples import MaskPairs, Pairs, Triplets, Tuples
+from collapse.sampling.tuples import Pairs, Triplets, Tuples, all_negative_tuples, warn_if_no_positive
 
 __all__ = ["AnchorSelection"]
 
@@ -99,26 +98,14 @@ class AnchorSelection:
         has_positive = self.has_positive
         g, a = has_positive.nonzero(as_tuple=True)
         positives = Pairs(g, a, self.positive[g, a])
-        n_without_pos = n_groups * batch - len(positives)
-        if warn and len(positives) == 0:
-            warnings.warn(
-                f"no anchor in the batch has a valid positive ({n_without_pos} anchors dropped); the loss is 0",
-                RuntimeWarning,
-                stacklevel=4,
-            )
         if not self.per_pair:
-            neg_mask = self.negative_mask if n_without_pos == 0 else self.negative_mask & has_positive.unsqueeze(-1)
             # An anchor has a different-label sample unless its label fills the batch.
             same_count = (self.labels.unsqueeze(-1) == self.labels.unsqueeze(-2)).sum(-1)
-            return Tuples(
-                positive_pairs=positives,
-                negative_pairs=MaskPairs(neg_mask),
-                n_groups=n_groups,
-                batch_size=batch,
-                anchors_without_positive=n_without_pos,
-                anchors_without_negative=int((has_positive & (same_count == batch)).sum()),
-                _negative_mask=neg_mask,
+            return all_negative_tuples(
+                positives, has_positive, self.negative_mask, same_count, warn=warn, stacklevel=4
             )
+        n_without_pos = n_groups * batch - len(positives)
+        warn_if_no_positive(len(positives), n_without_pos, warn=warn, stacklevel=4)
         kept = self.kept
         g, a = kept.nonzero(as_tuple=True)
         triplets = Triplets(g, a, self.positive[g, a], self.negative[g, a])

@@ -8,6 +8,7 @@ groups ``0..G-1``. Indices ``a, p, n`` are positions inside the group's batch, s
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -130,3 +131,42 @@ class Tuples:
         if self._negative_mask is not None:
             return self._negative_mask
         return self.negative_pairs.mask(self.n_groups, self.batch_size)
+
+
+def all_negative_tuples(
+    positives: Pairs,
+    has_positive: torch.Tensor,
+    different: torch.Tensor,
+    label_count: torch.Tensor,
+    *,
+    warn: bool,
+    stacklevel: int,
+) -> Tuples:
+    """The tuples of the ``all`` negative rule: each positive pair with every different-label sample of its anchor.
+
+    ``has_positive`` is ``(G, B)``, ``different`` the ``(G, B, B)`` different-label mask and ``label_count`` the
+    ``(G, B)`` count of each anchor's label in the batch (an anchor has a negative unless its label fills the batch).
+    """
+    n_groups, batch = has_positive.shape
+    n_without_pos = int((~has_positive).sum())
+    warn_if_no_positive(len(positives), n_without_pos, warn=warn, stacklevel=stacklevel + 1)
+    neg_mask = different if n_without_pos == 0 else different & has_positive.unsqueeze(-1)
+    return Tuples(
+        positive_pairs=positives,
+        negative_pairs=MaskPairs(neg_mask),
+        n_groups=n_groups,
+        batch_size=batch,
+        anchors_without_positive=n_without_pos,
+        anchors_without_negative=int((has_positive & (label_count == batch)).sum()),
+        _negative_mask=neg_mask,
+    )
+
+
+def warn_if_no_positive(n_positives: int, n_without_pos: int, *, warn: bool, stacklevel: int) -> None:
+    """Warn (once per call) that no anchor has a valid positive, so the loss is 0."""
+    if warn and n_positives == 0:
+        warnings.warn(
+            f"no anchor in the batch has a valid positive ({n_without_pos} anchors dropped); the loss is 0",
+            RuntimeWarning,
+            stacklevel=stacklevel + 1,
+        )
