@@ -11,6 +11,7 @@ from collapse.losses.contrastive import ContrastiveLoss
 from collapse.losses.margin import MarginLoss
 from collapse.losses.multi_similarity import MultiSimilarityLoss
 from collapse.losses.nca import EasyPositiveNCALoss
+from collapse.losses.positive_weights import PositiveWeights, SoftEasyPositiveWeights
 from collapse.losses.proxies import ProxyLoss
 from collapse.losses.reducers import (
     REDUCERS,
@@ -40,8 +41,10 @@ __all__ = [
     "MeanReducer",
     "MetricLoss",
     "MultiSimilarityLoss",
+    "PositiveWeights",
     "ProxyLoss",
     "Reducer",
+    "SoftEasyPositiveWeights",
     "SoftTripleLoss",
     "SpreadLoss",
     "SubCenterArcFaceLoss",
@@ -65,6 +68,8 @@ LOSSES: dict[str, tuple[type[MetricLoss], dict]] = {
     "nca": (EasyPositiveNCALoss, {}),
     # Rival ways to prevent class collapse (issue 13); the proxy losses take no positive/negative rule.
     "supcon": (SupConLoss, {}),
+    # SupCon with weighted EPS: positives weighted by softmax(-D/0.1) (collapse.losses.positive_weights).
+    "supcon-weighted": (SupConLoss, {"positive_weights": SoftEasyPositiveWeights(0.1)}),
     "spread": (SpreadLoss, {}),
     "softtriple": (SoftTripleLoss, {}),
     "subcenter-arcface": (SubCenterArcFaceLoss, {}),

@@ -56,7 +56,7 @@ class SpreadLoss(SupConLoss):
 
     def compute_terms(self, dist: torch.Tensor, tuples: Tuples, labels: torch.Tensor) -> dict[str, Terms]:
         logits = self.logits(dist)
-        attract = self.supcon_terms(logits, tuples)
+        attract = self.supcon_terms(logits, tuples, dist)
         same = labels.unsqueeze(-1) == labels.unsqueeze(-2)  # includes the anchor itself
         own = torch.diagonal(logits, dim1=-2, dim2=-1)
         spread = masked_logsumexp(logits, same) - own

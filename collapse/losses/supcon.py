@@ -20,8 +20,20 @@ positive, :math:`P_a = \{e_a\}`; both denominators are then :math:`\{e_a\} \cup 
 
 which is exactly the easy-positive NCA loss of Xuan et al. 2020 (:class:`~collapse.losses.EasyPositiveNCALoss`
 with the same temperature and negatives; a test checks the two agree). The other same-label samples are neither
-pulled nor pushed. The *weighted* variant (every positive, weighted by a softmax of its similarity) is not
-implemented.
+pulled nor pushed.
+
+**SupCon with weighted EPS** (``positive_weights``, e.g. :class:`~collapse.losses.positive_weights.
+SoftEasyPositiveWeights`; the loss name ``supcon-weighted``). Every selected positive counts with a weight
+:math:`w_{ap}` (summing to 1 over :math:`P_a`; :math:`w_{ap} = \operatorname{softmax}_{p\in P_a}(-D_{ap}/\tau_w)`,
+the nearest positive weighing most) in place of :math:`1/|P_a|`:
+
+.. math:: \ell_a = -\sum_{p \in P_a} w_{ap} \log \frac{e^{s_{ap}}}{\sum_{k \in A_a(p)} e^{s_{ak}}} .
+
+The weights come from the detached distances (a soft selection, no gradient). With all positives, :math:`\tau_w
+\to 0` gives the easy-positive SupCon above (with ``positives_in_denominator=False`` exactly; with positives in the
+denominator the other positives stay in it) and :math:`\tau_w \to \infty` the published SupCon; at
+:math:`\tau_w = \tau` with positives in the denominator the gradient is that of Khosla et al.'s
+:math:`\mathcal L^{sup}_{in}` (the source and the identity are in :mod:`collapse.losses.positive_weights`).
 
 With the published reducer (average over the anchors with a non-zero term, as pytorch-metric-learning; the paper
 sums) and temperature 0.1.
@@ -34,6 +46,7 @@ import torch.nn.functional as F
 
 from collapse._validation import check_real
 from collapse.losses.base import MetricLoss
+from collapse.losses.positive_weights import PositiveWeights
 from collapse.losses.terms import Terms
 from collapse.sampling.tuples import Tuples
 
@@ -51,27 +64,43 @@ def masked_logsumexp(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 class SupConLoss(MetricLoss):
-    """Parameters: ``temperature`` (tau > 0) and ``positives_in_denominator`` (see the module docstring)."""
+    """Parameters: ``temperature`` (tau > 0), ``positives_in_denominator`` and ``positive_weights`` (``None``: the
+    published uniform :math:`1/|P_a|`; or a :class:`~collapse.losses.positive_weights.PositiveWeights`), see the
+    module docstring."""
 
     default_positive = "all"
     default_negative = "all"
     default_distance = "cosine"
     default_reducer = "avg_nonzero"
 
-    def __init__(self, temperature: float = 0.1, *, positives_in_denominator: bool = True, **kwargs) -> None:
+    def __init__(
+        self,
+        temperature: float = 0.1,
+        *,
+        positives_in_denominator: bool = True,
+        positive_weights: PositiveWeights | None = None,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         self.temperature = check_real("temperature", temperature, low=0.0, low_inclusive=False)
         self.positives_in_denominator = bool(positives_in_denominator)
+        if positive_weights is not None and not isinstance(positive_weights, PositiveWeights):
+            raise TypeError(
+                f"positive_weights must be None or a collapse.losses.positive_weights.PositiveWeights, "
+                f"got {type(positive_weights).__name__}"
+            )
+        self.positive_weights = positive_weights
 
     def logits(self, dist: torch.Tensor) -> torch.Tensor:
         """:math:`s = S / \\tau`, the (G, B, B) logits."""
         return self.distance.similarity(dist) / self.temperature
 
     def compute_terms(self, dist: torch.Tensor, tuples: Tuples, labels: torch.Tensor) -> dict[str, Terms]:
-        return {"loss": self.supcon_terms(self.logits(dist), tuples)}
+        return {"loss": self.supcon_terms(self.logits(dist), tuples, dist)}
 
-    def supcon_terms(self, logits: torch.Tensor, tuples: Tuples) -> Terms:
-        """The per-anchor SupCon terms of (G, B, B) logits, for the anchors that have a positive."""
+    def supcon_terms(self, logits: torch.Tensor, tuples: Tuples, dist: torch.Tensor | None = None) -> Terms:
+        """The per-anchor SupCon terms of (G, B, B) logits, for the anchors that have a positive (``dist``, the
+        distances, is read only by the positive weights)."""
         n_groups, batch = tuples.n_groups, tuples.batch_size
         pos = tuples.positive_pairs
         neg = tuples.negative_mask()
@@ -79,23 +108,32 @@ class SupConLoss(MetricLoss):
         count = torch.bincount(flat, minlength=n_groups * batch).reshape(n_groups, batch)
         g, a = (count > 0).nonzero(as_tuple=True)
         s_ap = pos.gather(logits)
+        if self.positive_weights is None:
+            # The published uniform 1/|P_a| (a division after the sum: the same rounding as before weights existed).
+            weight, divisor = None, count[g, a].to(logits.dtype)
+        else:
+            if dist is None:
+                raise ValueError("dist is required when the loss has positive_weights")
+            weight, divisor = self.positive_weights.weights(dist, pos).to(logits.dtype), None
         if self.positives_in_denominator:
             denom = masked_logsumexp(logits[g, a], (pos.mask(n_groups, batch) | neg)[g, a])
-            # -mean_p (s_ap - lse_a) = lse_a - mean_p s_ap
-            mean_pos = torch.zeros(n_groups, batch, dtype=logits.dtype, device=logits.device).index_put(
-                (pos.g, pos.a), s_ap, accumulate=True
-            )[g, a] / count[g, a].to(logits.dtype)
-            losses = denom - mean_pos
+            # -sum_p w_ap (s_ap - lse_a) = lse_a - sum_p w_ap s_ap (the weights sum to 1)
+            per_pair = s_ap
         else:
             neg_lse = masked_logsumexp(logits, neg)  # (G, B); -inf where an anchor has no negative
             per_pair = F.softplus(neg_lse[pos.g, pos.a] - s_ap)  # log(e^{s_ap} + sum_n e^{s_an}) - s_ap
-            total = torch.zeros(n_groups, batch, dtype=logits.dtype, device=logits.device).index_put(
-                (pos.g, pos.a), per_pair, accumulate=True
-            )
-            losses = total[g, a] / count[g, a].to(logits.dtype)
+        if weight is not None:
+            per_pair = per_pair * weight
+        total = torch.zeros(n_groups, batch, dtype=logits.dtype, device=logits.device).index_put(
+            (pos.g, pos.a), per_pair, accumulate=True
+        )[g, a]
+        if divisor is not None:
+            total = total / divisor
+        losses = denom - total if self.positives_in_denominator else total
         return Terms(losses, g, (a,), "anchor")
 
     def extra_repr(self) -> str:
+        weights = "" if self.positive_weights is None else f"positive_weights={self.positive_weights!r}, "
         return f"temperature={self.temperature}, positives_in_denominator={self.positives_in_denominator}, " + (
-            super().extra_repr()
+            weights + super().extra_repr()
         )
