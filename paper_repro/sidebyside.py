@@ -14,6 +14,11 @@ are fitted on the fit split's characters and need them in the test split too), 6
 ``fashion-mnist-super`` (3 superclasses of the 10 fine labels), 2000 / 1000 images (:data:`SIZES`). Glyph scripts
 with fewer than M fit images leave the fit split (a batch needs M of a class); the record lists them.
 
+Label noise (:data:`NOISES`: 0 and 0.3): symmetric noise on the *fit* split's coarse labels, drawn once per seed by
+:func:`paper_repro.label_noise.noisy_labels` exactly as the study draws it (same seed stream); the validation split
+that chooses the learning rate and the test split that judges keep their clean labels, as in the study. The noise
+rate is a field of the run, so of its key; the methods of one (data set, noise level, plan) form one block.
+
 A method on one data set and plan is a :class:`RealMethodRun` of the run layer (:mod:`collapse.runs`); the methods
 of one (data set, plan) form one block (one tensor program, one feature computation) and each is stored under its
 own key. ``python -m paper_repro.sidebyside`` runs the grid through :func:`collapse.runs.execute` into the store
@@ -35,9 +40,11 @@ from collapse.runs import Kind, ResultStore, Run, execute, register_kind
 __all__ = ["REAL_METHODS", "RealMethodRun", "grid", "main", "measure_real_block", "sidebyside_markdown"]
 
 #: The methods compared on real images (names of :data:`collapse.rivals.METHODS`).
-REAL_METHODS = ("triplet", "triplet-eps", "ephn", "supcon", "supcon-eps", "spread", "softtriple",
+REAL_METHODS = ("triplet", "triplet-eps", "ephn", "supcon", "supcon-eps", "supcon-weps", "spread", "softtriple",
                 "subcenter-arcface")  # fmt: skip
 DATASETS = ("glyphs", "fashion-mnist-super")
+#: Symmetric label-noise rates of the fit split's coarse labels (0: the clean labels themselves).
+NOISES = (0.0, 0.3)
 MARKERS = ("<!-- sidebyside-real:begin -->", "<!-- sidebyside-real:end -->")
 
 
@@ -49,6 +56,7 @@ class RealMethodRun(Run):
     SCHEMA = 1
     dataset: str = "glyphs"
     method: str = "triplet"
+    noise: float = 0.0
     root: str = "data"
     n_train: int = 2000
     n_test: int = 1000
@@ -65,14 +73,17 @@ class RealMethodRun(Run):
     null_permutations: int = 5
 
     def __post_init__(self) -> None:
-        from collapse._validation import check_choice
+        from collapse._validation import check_choice, check_real
         from collapse.rivals import METHODS
 
         check_choice("method", self.method, METHODS)
         check_choice("dataset", self.dataset, DATASETS)
+        # A plain float in the key: 0.3 and np.float64(0.3) are one run.
+        object.__setattr__(self, "noise", check_real("noise", self.noise, low=0.0, high=1.0, high_inclusive=False))
 
     def describe(self) -> str:
-        return f"{self.method} on {self.dataset} ({self.seeds} seeds, {self.steps} steps, M {self.M})"
+        return (f"{self.method} on {self.dataset}, noise {self.noise:g} ({self.seeds} seeds, {self.steps} steps, "
+                f"M {self.M})")  # fmt: skip
 
     def plan(self):
         """The :class:`paper_repro.study.StudyPlan` whose split and PCA features this run uses."""
@@ -96,6 +107,7 @@ def measure_real_block(runs: Sequence[RealMethodRun]) -> list[dict]:
     from collapse.experiment import instrument_margin
     from collapse.metrics import map_at_r
     from collapse.rivals import METHODS
+    from paper_repro.label_noise import noisy_labels
     from paper_repro.multiseed import train_heads
     from paper_repro.study import _split_data, build_features, converged, judge_embeddings, study_loss
 
@@ -110,6 +122,10 @@ def measure_real_block(runs: Sequence[RealMethodRun]) -> list[dict]:
     ff, fv, ft = build_features(r0.plan(), cfg, fit, val, test, progress=False)["pca"]
     C = int(fit.labels.max()) + 1
     heads = [(i, s, lr) for i in range(len(runs)) for s in range(r0.seeds) for lr in r0.lrs]
+    # The fit labels each head trains on: the study's noisy draw per seed (a pure function of labels and seed), the
+    # clean labels themselves at rate 0. Validation and test labels stay clean.
+    train_labels = {s: noisy_labels(fit.labels, fit.fine_labels, r0.noise, seed=s) if r0.noise else fit.labels
+                    for s in range(r0.seeds)}  # fmt: skip
     losses = []
     for i, s, _lr in heads:
         m = METHODS[runs[i].method]
@@ -121,7 +137,8 @@ def measure_real_block(runs: Sequence[RealMethodRun]) -> list[dict]:
             emb = net(fv_t).numpy()
         return [{"val_coarse_map_at_r": map_at_r(e, val.labels)} for e in emb]
 
-    res = train_heads(torch.as_tensor(ff), [fit.labels] * len(heads), losses=losses, lrs=[h[2] for h in heads],
+    res = train_heads(torch.as_tensor(ff), [train_labels[h[1]] for h in heads], losses=losses,
+                      lrs=[h[2] for h in heads],
                       seeds=[h[1] for h in heads], batch_classes=min(r0.batch_classes, int(np.unique(fit.labels).size)),
                       samples_per_class=r0.M, steps=r0.steps, dim=r0.dim, hidden=r0.hidden, window=r0.window,
                       on_window=on_window, own_streams=True, progress=False)  # fmt: skip
@@ -159,11 +176,13 @@ register_kind(Kind("real-method", RealMethodRun, measure_real_block, block_key=_
 SIZES = {"glyphs": (6000, 3000), "fashion-mnist-super": (2000, 1000)}
 
 
-def grid(datasets: Sequence[str] = DATASETS, methods: Sequence[str] = REAL_METHODS, **plan) -> list[RealMethodRun]:
-    """Every (data set, method) of the side by side with the plan's fields (:class:`RealMethodRun`), the data
-    set's :data:`SIZES` unless ``n_train`` / ``n_test`` are given."""
-    return [RealMethodRun(dataset=d, method=m, **({"n_train": SIZES[d][0], "n_test": SIZES[d][1]} | plan))
-            for d in datasets for m in methods]  # fmt: skip
+def grid(datasets: Sequence[str] = DATASETS, methods: Sequence[str] = REAL_METHODS, noises: Sequence[float] = NOISES,
+         **plan) -> list[RealMethodRun]:  # fmt: skip
+    """Every (data set, noise level, method) of the side by side with the plan's fields (:class:`RealMethodRun`),
+    the data set's :data:`SIZES` unless ``n_train`` / ``n_test`` are given."""
+    return [RealMethodRun(dataset=d, method=m, noise=float(e),
+                          **({"n_train": SIZES[d][0], "n_test": SIZES[d][1]} | plan))
+            for d in datasets for e in noises for m in methods]  # fmt: skip
 
 
 def _mean(per_seed: list[dict], key: str) -> tuple[float, float]:
@@ -186,8 +205,9 @@ def method_summary(result: dict) -> dict:
 
 
 def command_of(run: RealMethodRun) -> str:
-    return f"python -m paper_repro.sidebyside --datasets {run.dataset} --methods {run.method}" + (
-        f" --steps {run.steps}" if run.steps != RealMethodRun.steps else "")
+    """The command that recomputes (or, from the store, reprints) one run's record: same fields, same key."""
+    return (f"python -m paper_repro.sidebyside --datasets {run.dataset} --methods {run.method} --noise {run.noise:g}"
+            + (f" --steps {run.steps}" if run.steps != RealMethodRun.steps else ""))  # fmt: skip
 
 
 def sidebyside_markdown(runs: Sequence[RealMethodRun], results: Sequence[dict]) -> str:
@@ -201,17 +221,18 @@ def sidebyside_markdown(runs: Sequence[RealMethodRun], results: Sequence[dict]) 
              "Cells: mean ± std over seeds; probe = linear probe accuracy of the hidden fine label within a class "
              "(test; majority baseline in brackets); eta2 = fine-label share of within-class variance; merged "
              "fraction = the instrument's merges (fine labels not distinct from a sibling) over the merges "
-             "possible.", "",
-             "| data set | method | verdicts (instrument, per seed) | merged fraction | coarse MAP@R | coarse R@1 | "
-             "fine probe (majority) | eta2 | fine R@1 | lr | command |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             "possible. Noise ε: symmetric label noise on the fit split's coarse labels (validation and test "
+             "labels clean).", "",
+             "| data set | ε | method | verdicts (instrument, per seed) | merged fraction | coarse MAP@R | "
+             "coarse R@1 | fine probe (majority) | eta2 | fine R@1 | lr | command |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for run, res in zip(runs, results):
         s = method_summary(res)
 
         def f(k, s=s):
             return f"{s[k][0]:.3f} ± {s[k][1]:.3f}"
 
-        lines.append(f"| {run.dataset} | {run.method} | {s['verdicts']} | {f('merged_fraction')} | "
+        lines.append(f"| {run.dataset} | {run.noise:g} | {run.method} | {s['verdicts']} | {f('merged_fraction')} | "
                      f"{f('coarse_map_at_r')} | {f('coarse_r1')} | {f('test_linear_probe')} "
                      f"({s['test_majority'][0]:.2f}) | {f('test_eta2')} | {f('test_fine_r1')} | {res['lr']:g} | "
                      f"`{command_of(run)}` |")  # fmt: skip
@@ -225,6 +246,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = OneLineParser(prog="python -m paper_repro.sidebyside", description=__doc__.split("\n\n")[0])
     p.add_argument("--datasets", default=",".join(DATASETS), help=f"comma-separated subset of {', '.join(DATASETS)}")
     p.add_argument("--methods", default=",".join(REAL_METHODS), help="comma-separated methods of collapse.rivals")
+    p.add_argument("--noise", default=",".join(f"{e:g}" for e in NOISES),
+                   help="comma-separated symmetric label-noise rates of the fit labels, in [0, 1)")
     p.add_argument("--steps", type=int, default=RealMethodRun.steps, help="training steps of every head")
     p.add_argument("--root", default="data", help="folder holding the data sets")
     p.add_argument("--store", default=str(DEFAULT_STORE), help="result store folder")
@@ -232,7 +255,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--readme", default=None, help="rewrite the marked side-by-side table in this file")
     args = p.parse_args(argv)
     try:
-        runs = grid(args.datasets.split(","), args.methods.split(","), steps=args.steps, root=args.root)
+        from collapse.cli import parse_list
+
+        noises = parse_list("--noise", args.noise, convert=float, what="rates")
+        runs = grid(args.datasets.split(","), args.methods.split(","), noises, steps=args.steps, root=args.root)
         store = ResultStore(args.store)
         execution = execute(runs, store, backend=args.backend)
         if not execution.ok:

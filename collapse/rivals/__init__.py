@@ -11,6 +11,8 @@ hyper-parameters (nothing is tuned here):
 ``ephn``                  easy positive + hard negative in NCA form (Xuan et al. 2020)
 ``supcon``                SupCon (Khosla et al. 2020), all positives, all negatives, tau 0.1
 ``supcon-eps``            SupCon with the nearest same-label sample as the only positive
+``supcon-weps``           SupCon with weighted EPS: every positive, weighted by softmax(-D/0.1) over the anchor's
+                          positives (the nearest weighs most; :mod:`collapse.losses.positive_weights`)
 ``spread``                L_spread (Chen et al. 2022), alpha 0.5, tau 0.5
 ``softtriple``            SoftTriple (Qian et al. 2019), K = 10 centres per class, trained proxies
 ``subcenter-arcface``     sub-centre ArcFace (Deng et al. 2020), K = 3 sub-centres, trained proxies
@@ -59,6 +61,8 @@ METHODS: dict[str, Method] = {
     "ephn": Method("nca", "easy", "hard", "EPHN: easy positive + hard negative, NCA form (Xuan et al. 2020)", "EPS"),
     "supcon": Method("supcon", "all", "all", "SupCon, all positives (Khosla et al. 2020)", "rival"),
     "supcon-eps": Method("supcon", "easy", "all", "SupCon + EPS: nearest positive only", "EPS"),
+    "supcon-weps": Method("supcon-weighted", "all", "all", "SupCon + weighted EPS: positives weighted by "
+                          "softmax(-d/0.1)", "EPS"),  # fmt: skip
     "spread": Method("spread", "all", "all", "L_spread, alpha 0.5 (Chen et al. 2022)", "rival"),
     "softtriple": Method("softtriple", "all", "all", "SoftTriple, K=10 centres/class (Qian et al. 2019)", "rival"),
     "subcenter-arcface": Method("subcenter-arcface", "all", "all", "sub-centre ArcFace, K=3 (Deng et al. 2020)",

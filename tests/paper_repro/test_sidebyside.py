@@ -19,7 +19,7 @@ TINY = dict(n_train=300, n_test=150, pca_dim=8, M=6, seeds=2, lrs=(1e-3, 1e-2), 
 
 def test_methods_train_through_the_store_with_lr_from_validation(tmp_path):
     root = fake_fashion(tmp_path / "data")
-    runs = grid(["fashion-mnist-super"], ["triplet-eps", "supcon", "softtriple"], root=str(root), **TINY)
+    runs = grid(["fashion-mnist-super"], ["triplet-eps", "supcon", "softtriple"], [0.0], root=str(root), **TINY)
     store = ResultStore(tmp_path / "store")
     ex = execute(runs, store, progress=False)
     assert ex.ok and ex.computed == 3 and ex.blocks == 1  # one program for the methods of one plan
@@ -39,7 +39,43 @@ def test_methods_train_through_the_store_with_lr_from_validation(tmp_path):
     table = sidebyside_markdown(runs, results)
     for run in runs:
         assert f"`{command_of(run)}`" in table
-    assert "| fashion-mnist-super | softtriple |" in table
+    assert "| fashion-mnist-super | 0 | softtriple |" in table
+
+
+def _without_timing(result: dict) -> dict:
+    return {k: v for k, v in result.items() if k != "block_seconds"}
+
+
+def test_noise_is_part_of_the_key_and_trains_on_noisy_fit_labels(tmp_path):
+    root = fake_fashion(tmp_path / "data")
+    runs = grid(["fashion-mnist-super"], ["triplet", "supcon-weps"], [0.0, 0.3], root=str(root), **TINY)
+    assert [(r.noise, r.method) for r in runs] == [(0.0, "triplet"), (0.0, "supcon-weps"), (0.3, "triplet"),
+                                                   (0.3, "supcon-weps")]  # fmt: skip
+    assert len({r.key for r in runs}) == 4
+    assert RealMethodRun(noise=np.float64(0.3)).key == RealMethodRun(noise=0.3).key
+    store = ResultStore(tmp_path / "store")
+    ex = execute(runs, store, progress=False)
+    assert ex.ok and ex.computed == 4 and ex.blocks == 2  # one block per noise level
+    clean, _, noisy, _ = store.results(runs)
+    # Same seeds, same initialisation and batch streams: only the noisy fit labels differ, so the heads differ.
+    assert clean["per_seed"][0]["final_train_loss"] != noisy["per_seed"][0]["final_train_loss"]
+    assert "--noise 0.3" in command_of(runs[2]) and "--noise 0 " in command_of(runs[0]) + " "
+    table = sidebyside_markdown(runs, store.results(runs))
+    assert "| fashion-mnist-super | 0.3 | supcon-weps |" in table
+    with pytest.raises(ValueError, match="noise"):
+        RealMethodRun(noise=1.0)
+
+
+def test_a_rerun_into_a_fresh_store_reproduces_the_record(tmp_path):
+    """The acceptance's "reruns within the stated seed variation": on CPU the rerun is bit for bit the same record
+    (everything but the block's wall time)."""
+    root = fake_fashion(tmp_path / "data")
+    runs = grid(["fashion-mnist-super"], ["triplet-eps", "softtriple"], [0.3], root=str(root), **TINY)
+    first, second = ResultStore(tmp_path / "a"), ResultStore(tmp_path / "b")
+    assert execute(runs, first, progress=False).computed == 2
+    assert execute(runs, second, progress=False).computed == 2
+    for a, b in zip(first.results(runs), second.results(runs)):
+        assert _without_timing(a) == _without_timing(b)
 
 
 def test_train_heads_trains_the_proxies_of_proxy_losses():
@@ -61,3 +97,6 @@ def test_bad_method_and_dataset_are_one_line_errors(capsys):
     assert main(["--methods", "magic", "--store", "unused-never-created"]) == 2
     err = capsys.readouterr().err.strip()
     assert "method" in err and "\n" not in err
+    assert main(["--noise", "0,abc", "--store", "unused-never-created"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--noise" in err and "\n" not in err
