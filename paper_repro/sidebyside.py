@@ -37,7 +37,8 @@ import numpy as np
 from collapse.cli import OneLineParser
 from collapse.runs import Kind, ResultStore, Run, execute, register_kind
 
-__all__ = ["REAL_METHODS", "RealMethodRun", "grid", "main", "measure_real_block", "sidebyside_markdown"]
+__all__ = ["REAL_METHODS", "RealMethodRun", "grid", "main", "measure_real_block", "rerun_differences",
+           "sidebyside_markdown"]
 
 #: The methods compared on real images (names of :data:`collapse.rivals.METHODS`).
 REAL_METHODS = ("triplet", "triplet-eps", "ephn", "supcon", "supcon-eps", "supcon-weps", "spread", "softtriple",
@@ -239,6 +240,40 @@ def sidebyside_markdown(runs: Sequence[RealMethodRun], results: Sequence[dict]) 
     return "\n".join(lines) + "\n"
 
 
+#: The per-seed measures a rerun is compared on (every number of the table).
+RERUN_MEASURES = ("coarse_map_at_r", "coarse_r1", "test_linear_probe", "test_eta2", "test_fine_r1",
+                  "instrument_merged_fraction", "final_train_loss")  # fmt: skip
+
+
+def rerun_differences(runs: Sequence[RealMethodRun], first: Sequence[dict], rerun: Sequence[dict]) -> list[dict]:
+    """Per run: whether the rerun's record equals the first (everything but the block's wall time), whether the
+    per-seed verdicts and chosen learning rate agree, and per measure of :data:`RERUN_MEASURES` the largest
+    per-seed absolute difference next to the first record's standard deviation over seeds."""
+    out = []
+    for run, a, b in zip(runs, first, rerun):
+        same = {k: v for k, v in a.items() if k != "block_seconds"} == {k: v for k, v in b.items()
+                                                                          if k != "block_seconds"}  # fmt: skip
+        row = {"run": run.describe(), "command": command_of(run), "bitwise": same, "lr_same": a["lr"] == b["lr"],
+               "verdicts_same": [r["verdict"] for r in a["per_seed"]] == [r["verdict"] for r in b["per_seed"]]}
+        for key in RERUN_MEASURES:
+            x = np.array([float(r[key]) for r in a["per_seed"]])
+            y = np.array([float(r[key]) for r in b["per_seed"]])
+            row[key] = {"max_abs_diff": float(np.nanmax(np.abs(x - y))), "seed_std": float(np.nanstd(x))}
+        out.append(row)
+    return out
+
+
+def _rerun_text(rows: Sequence[dict]) -> str:
+    lines = []
+    for r in rows:
+        worst = max(RERUN_MEASURES, key=lambda k: r[k]["max_abs_diff"])
+        lines.append(f"{r['run']}: " + ("bitwise equal" if r["bitwise"] else
+                     f"largest difference {r[worst]['max_abs_diff']:.3g} ({worst}; seed std "
+                     f"{r[worst]['seed_std']:.3g}), lr {'same' if r['lr_same'] else 'DIFFERENT'}, verdicts "
+                     f"{'same' if r['verdicts_same'] else 'DIFFERENT'}"))  # fmt: skip
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from collapse.runs import DEFAULT_STORE
     from collapse.runs.outputs import check_marked_file
@@ -253,6 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--store", default=str(DEFAULT_STORE), help="result store folder")
     p.add_argument("--backend", default="inline", help="inline, processes or dask")
     p.add_argument("--readme", default=None, help="rewrite the marked side-by-side table in this file")
+    p.add_argument("--against", default=None, help="another result store holding the same runs: print how this "
+                   "store's records differ from its records (a rerun's reproducibility)")  # fmt: skip
     args = p.parse_args(argv)
     try:
         from collapse.cli import parse_list
@@ -260,10 +297,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         noises = parse_list("--noise", args.noise, convert=float, what="rates")
         runs = grid(args.datasets.split(","), args.methods.split(","), noises, steps=args.steps, root=args.root)
         store = ResultStore(args.store)
+        # The records to compare a rerun with must exist before anything is computed.
+        first = ResultStore(args.against).results(runs) if args.against else None
         execution = execute(runs, store, backend=args.backend)
         if not execution.ok:
             raise ValueError("some blocks failed; see the store's records")
         text = sidebyside_markdown(runs, store.results(runs))
+        if first is not None:
+            rerun = _rerun_text(rerun_differences(runs, first, store.results(runs)))
+            print(f"Rerun in {store.root} against the records in {args.against}:\n{rerun}\n")
         if args.readme:
             path = check_marked_file(args.readme, MARKERS)
             doc = path.read_text()
@@ -271,7 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from collapse.io import write_text
 
             write_text(path, doc[:a] + "\n" + text + doc[b:])
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, KeyError) as exc:
         print(f"python -m paper_repro.sidebyside: error: {exc}", file=sys.stderr)
         return 2
     print(text)

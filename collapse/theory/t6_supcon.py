@@ -29,11 +29,12 @@ class apart, against the attract term's pull.
 starts no start collapses at :math:`\varepsilon = 0` and every start collapses at the largest noise level checked
 (0.3); intermediate levels are reported, not claimed.
 
-*Why (a conjecture, not proved).* A sibling at distance :math:`D` pulls with weight :math:`\propto e^{-D/\tau_w}`: negligible while
-the modes are several :math:`\tau_w` apart, so clean minimisation keeps them (as EPS). Noise puts mislabelled
-samples of other classes among the positives and their pull moves the class's modes about; once two siblings come
-within a few :math:`\tau_w` their weights grow as they approach, a pull that reinforces itself, so the soft rule
-loses the hard rule's protection (T4's mechanism needs the sibling's weight to be *exactly* 0).
+*Why (a conjecture, not proved).* A sibling at distance :math:`D` pulls with weight
+:math:`\propto e^{-D/\tau_w}`: negligible while the modes are several :math:`\tau_w` apart, so clean minimisation
+keeps them (as EPS). Noise puts mislabelled samples of other classes among the positives and their pull moves the
+class's modes about; once two siblings come within a few :math:`\tau_w` their weights grow as they approach, a pull
+that reinforces itself, so the soft rule loses the hard rule's protection (T4's mechanism needs the sibling's
+weight to be *exactly* 0).
 
 The objective is the exact P x M population objective, estimated by Monte Carlo with fresh batches at every
 step (:func:`collapse.theory.rival_objectives.minimize_batch_mc`).

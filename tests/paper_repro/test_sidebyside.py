@@ -3,6 +3,8 @@ Fashion-MNIST), the proxies' training in train_heads, and the table drawn from s
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +12,15 @@ import torch
 from collapse.losses import make_loss
 from collapse.runs import ResultStore, execute
 from paper_repro.multiseed import train_heads
-from paper_repro.sidebyside import RealMethodRun, command_of, grid, main, sidebyside_markdown
+from paper_repro.sidebyside import (
+    RERUN_MEASURES,
+    RealMethodRun,
+    command_of,
+    grid,
+    main,
+    rerun_differences,
+    sidebyside_markdown,
+)
 from tests.paper_repro.test_study import fake_fashion
 
 TINY = dict(n_train=300, n_test=150, pca_dim=8, M=6, seeds=2, lrs=(1e-3, 1e-2), steps=20, window=10,
@@ -76,6 +86,22 @@ def test_a_rerun_into_a_fresh_store_reproduces_the_record(tmp_path):
     assert execute(runs, second, progress=False).computed == 2
     for a, b in zip(first.results(runs), second.results(runs)):
         assert _without_timing(a) == _without_timing(b)
+    rows = rerun_differences(runs, first.results(runs), second.results(runs))
+    assert all(r["bitwise"] and r["verdicts_same"] and r["lr_same"] for r in rows)
+    assert all(r[k]["max_abs_diff"] == 0.0 for r in rows for k in RERUN_MEASURES)
+    # A record that differs is reported as such, with the size of the difference next to the seed std.
+    changed = copy.deepcopy(first.results(runs))
+    changed[0]["per_seed"][1]["coarse_r1"] += 0.25
+    (row, _) = rerun_differences(runs, changed, second.results(runs))
+    assert not row["bitwise"] and row["coarse_r1"]["max_abs_diff"] == pytest.approx(0.25)
+
+
+def test_against_compares_with_another_store_and_needs_its_records(tmp_path, capsys):
+    root = fake_fashion(tmp_path / "data")
+    args = ["--datasets", "fashion-mnist-super", "--methods", "triplet", "--noise", "0", "--root", str(root),
+            "--steps", "20"]  # fmt: skip
+    assert main([*args, "--store", str(tmp_path / "b"), "--against", str(tmp_path / "a")]) == 2
+    assert "no finished record" in capsys.readouterr().err
 
 
 def test_train_heads_trains_the_proxies_of_proxy_losses():
