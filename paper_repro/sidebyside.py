@@ -211,8 +211,9 @@ def command_of(run: RealMethodRun) -> str:
             + (f" --steps {run.steps}" if run.steps != RealMethodRun.steps else ""))  # fmt: skip
 
 
-def sidebyside_markdown(runs: Sequence[RealMethodRun], results: Sequence[dict]) -> str:
-    """The real-image side-by-side table from stored results (mean ± std over seeds of each seed's test measures)."""
+def sidebyside_markdown(runs: Sequence[RealMethodRun], results: Sequence[dict | None]) -> str:
+    """The real-image side-by-side table from stored results (mean ± std over seeds of each seed's test measures);
+    a run whose result is ``None`` (not in the store) gets a row saying so, with the command that computes it."""
     r0 = runs[0]
     lines = [f"MLP head on fixed {r0.pca_dim}-d PCA features (`paper_repro.study` protocol); {r0.seeds} seeds, "
              f"{r0.steps} steps, batches of {r0.batch_classes} classes x {r0.M}, lr in {list(r0.lrs)} chosen per "
@@ -228,6 +229,10 @@ def sidebyside_markdown(runs: Sequence[RealMethodRun], results: Sequence[dict]) 
              "coarse R@1 | fine probe (majority) | eta2 | fine R@1 | lr | command |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for run, res in zip(runs, results):
+        if res is None:
+            lines.append(f"| {run.dataset} | {run.noise:g} | {run.method} | not computed (no record in the store) |"
+                         f" | | | | | | | `{command_of(run)}` |")  # fmt: skip
+            continue
         s = method_summary(res)
 
         def f(k, s=s):
@@ -288,6 +293,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--store", default=str(DEFAULT_STORE), help="result store folder")
     p.add_argument("--backend", default="inline", help="inline, processes or dask")
     p.add_argument("--readme", default=None, help="rewrite the marked side-by-side table in this file")
+    p.add_argument("--from-store", action="store_true", help="compute nothing: the table from the records already "
+                   "in the store, runs without one marked 'not computed'")  # fmt: skip
     p.add_argument("--against", default=None, help="another result store holding the same runs: print how this "
                    "store's records differ from its records (a rerun's reproducibility)")  # fmt: skip
     args = p.parse_args(argv)
@@ -299,10 +306,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         store = ResultStore(args.store)
         # The records to compare a rerun with must exist before anything is computed.
         first = ResultStore(args.against).results(runs) if args.against else None
-        execution = execute(runs, store, backend=args.backend)
-        if not execution.ok:
-            raise ValueError("some blocks failed; see the store's records")
-        text = sidebyside_markdown(runs, store.results(runs))
+        if args.from_store:
+            text = sidebyside_markdown(runs, [store.result(r) for r in runs])
+        else:
+            execution = execute(runs, store, backend=args.backend)
+            if not execution.ok:
+                raise ValueError("some blocks failed; see the store's records")
+            text = sidebyside_markdown(runs, store.results(runs))
         if first is not None:
             rerun = _rerun_text(rerun_differences(runs, first, store.results(runs)))
             print(f"Rerun in {store.root} against the records in {args.against}:\n{rerun}\n")

@@ -102,6 +102,11 @@ def test_against_compares_with_another_store_and_needs_its_records(tmp_path, cap
             "--steps", "20"]  # fmt: skip
     assert main([*args, "--store", str(tmp_path / "b"), "--against", str(tmp_path / "a")]) == 2
     assert "no finished record" in capsys.readouterr().err
+    # --from-store computes nothing: a run without a record is a row that says so, with its command.
+    assert main([*args, "--store", str(tmp_path / "b"), "--from-store"]) == 0
+    out = capsys.readouterr().out
+    assert "| fashion-mnist-super | 0 | triplet | not computed (no record in the store) |" in out
+    assert not (tmp_path / "b" / "records").exists() or not list((tmp_path / "b" / "records").iterdir())
 
 
 def test_train_heads_trains_the_proxies_of_proxy_losses():
