@@ -46,6 +46,7 @@ __all__ = [
     "resolve_params",
     "save_figure",
     "shades",
+    "stable_store",
 ]
 
 # Okabe-Ito (Wong 2011), the same order as collapse.plotting.class_palette.
@@ -203,5 +204,23 @@ def manifest_entry(result: FigureResult, *, out: Path, command: str, commit: str
 
 
 def params_dict(params: object) -> dict:
-    """A dataclass of parameters as a JSON-ready dict."""
-    return _plain(asdict(params))
+    """A dataclass of parameters as a JSON-ready dict; its result ``store`` as :func:`stable_store` records it."""
+    out = _plain(asdict(params))
+    if "store" in out:
+        out["store"] = stable_store(out["store"])
+    return out
+
+
+def stable_store(store: str | Path | None) -> str | None:
+    """The result store as the manifest records it: relative to the working directory (the checkout a figure
+    command runs in) when it lies inside it, else None: a temporary or foreign folder is no place to find the
+    records again (they are keyed by their runs, so the figure's command recomputes them in the default store)."""
+    if store is None:
+        return None
+    path = Path(store)
+    if not path.is_absolute():
+        return path.as_posix() if ".." not in path.parts else None
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return None
