@@ -2,8 +2,8 @@ r"""T6, supervised contrastive losses in the mode-level model: SupCon, SupCon wi
 
 **Proposition (T6a; measured).** With all positives (its published form), the SupCon population objective over
 P x M batches pulls the modes of a class together at *every* noise level, including :math:`\varepsilon = 0`:
-minimisation from random starts ends class-collapsed (mean intra-class mode distance below
-:data:`~collapse.experiment.COLLAPSE_THRESHOLD`).
+minimisation from random starts ends class-collapsed (mean intra-class mode distance below the collapse
+instrument's resolution, half the loss's margin: :math:`\sqrt{2\tau}/2`).
 
 *Why (sketch).* Per anchor, :math:`\ell_a = \log\sum_{k \ne a} e^{s_{ak}} - \frac{1}{|P_a|}\sum_{p\in P_a} s_{ap}`.
 A sibling :math:`m'` of the anchor's mode gains :math:`+r(m' \mid y)/\tau` per unit of similarity from the
@@ -27,7 +27,6 @@ step (:func:`collapse.theory.rival_objectives.minimize_batch_mc`).
 
 from __future__ import annotations
 
-from collapse.experiment import COLLAPSE_THRESHOLD
 from collapse.theory.checks import Check
 from collapse.theory.model import ModeModel
 from collapse.theory.rival_objectives import minimize_batch_mc
@@ -72,7 +71,7 @@ def check_t6(noise_levels=(0.0, 0.1, 0.3), *, seeds: int = 3, steps: int = 400, 
         statement="SupCon with all positives collapses the modes of a class at every noise level, eps = 0 included; "
         "SupCon with easy positives and L_spread keep them.",
         holds=bool(holds),
-        evidence={"rows": rows, "threshold": COLLAPSE_THRESHOLD},
+        evidence={"rows": rows, "threshold": "each row's resolution: half its loss's margin"},
         conditions=f"C=4, K=3, d=8, P x M = 4 x 8 batches, tau = 0.1 (SupCon) / 0.5 (L_spread, alpha 0.5); {seeds} "
         f"random starts x {steps} Adam steps (lr 0.03, cosine decay), 8 fresh Monte Carlo batches per step; "
         f"eps in {list(noise_levels)}",
