@@ -141,3 +141,16 @@ def test_bad_input_is_one_line(kwargs, exc, match):
     with pytest.raises(exc, match=match) as info:
         phase_diagram(**{"progress": False, "base": TINY, **kwargs})
     assert "\n" not in str(info.value)
+
+
+def test_one_grid_serves_blocks_runs_and_the_diagram():
+    """The diagram's grid is stated once (PhaseGrid); phase_blocks / phase_runs / phase_diagram take its fields."""
+    from collapse.phase import PhaseGrid, phase_runs
+
+    grid = PhaseGrid("K", ("triplet",), ("random", "easy"), (0.0, 0.2), k_grid=(2, 3), seeds=2, negative="all")
+    assert phase_runs("K", ("triplet",), ("random", "easy"), (0.0, 0.2), k_grid=(2, 3), seeds=2,
+                      negative="all") == grid.runs()
+    assert phase_blocks("K", ("triplet",), ("random", "easy"), k_grid=(2, 3), seeds=2) == grid.blocks()
+    assert [r.config.modes for r in grid.runs()] == [2, 2, 2, 2, 3, 3, 3, 3]
+    with pytest.raises(ValueError, match="measures"):
+        PhaseGrid(measures="nope").runs()
