@@ -8,7 +8,8 @@ mode centroids of a class, see :func:`collapse.metrics.mode_separation`) on a gr
 
 for each loss and each positive rule, with the negative rule fixed (``"hard"``, as in ``collapse.simulate``). A
 run is one (configuration, loss, positive rule, seed); a cell of the diagram reports the seed mean of
-:math:`s` and the fraction of seeds with :math:`s <` :data:`~collapse.experiment.COLLAPSE_THRESHOLD`.
+:math:`s` and the fraction of seeds the collapse instrument judges collapsed
+(:func:`collapse.metrics.collapse_verdict`, at the loss's own margin; no fixed distance).
 
 Batching. Configurations of the same shapes (same K, same M, same loss and positive rule) differ only in
 :math:`\varepsilon` and the seed, so one *block* trains all of them as the G = ``len(eps_grid) * seeds``
@@ -43,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from collapse._validation import check_choice, check_int, check_real
-from collapse.experiment import COLLAPSE_THRESHOLD, MEASURES, SimConfig, with_overrides
+from collapse.experiment import MEASURES, VERDICT_RULE, SimConfig, with_overrides
 from collapse.io import write_csv, write_json
 from collapse.losses import LOSSES
 from collapse.runs import ResultStore, SimRun, check_writable_dir, execute, hashed_stem, measure_sim_block, sim_row
@@ -257,7 +258,7 @@ def phase_diagram(
                 "negative": negative or "default",
                 "measures": measures,
                 "base": base.to_dict(),
-                "collapse_threshold": COLLAPSE_THRESHOLD,
+                "verdict_rule": VERDICT_RULE,
                 "runs": count_runs(rows),
                 "blocks": len(runs) // len(runs[0].block_noise),
                 "seconds": seconds,

@@ -81,6 +81,8 @@ def test_rows_cover_the_grid(tmp_path, axis, field, values):
     saved = json.loads(json_path.read_text())
     assert saved["runs"] == count_runs(rows) and saved["values"] == list(values) and saved["eps_grid"] == list(eps)
     assert saved["rows"] == json.loads(json.dumps(rows))
+    # frac_collapsed is the instrument's verdict (above), so the file names that rule, not a fixed distance.
+    assert saved["verdict_rule"].startswith("collapse.metrics.collapse_verdict") and "collapse_threshold" not in saved
     csv_lines = json_path.with_suffix(".csv").read_text().splitlines()
     assert len(csv_lines) == len(rows) + 1 and "per_seed" not in csv_lines[0]
 
