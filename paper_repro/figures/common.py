@@ -212,11 +212,12 @@ def params_dict(params: object) -> dict:
 
 
 def stable_store(store: str | Path | None) -> str | None:
-    """The result store as the manifest records it: relative to the working directory (the checkout a figure
-    command runs in) when it lies inside it, else None: a temporary or foreign folder is no place to find the
-    records again (they are keyed by their runs, so the figure's command recomputes them in the default store)."""
-    if store is None:
-        return None
+    """The result store as the manifest records it (:func:`collapse.runs.stable_path`): relative to the checkout, or
+    None outside it (the records are keyed by their runs, so the figure's command recomputes them in the default
+    store)."""
+    from collapse.runs import stable_path
+
+    return stable_path(store)
     path = Path(store)
     if not path.is_absolute():
         return path.as_posix() if ".." not in path.parts else None
