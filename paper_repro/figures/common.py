@@ -23,6 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from collapse.plotting import MARKERS, class_palette  # noqa: E402
+from collapse.runs import stable_path  # noqa: E402
 
 __all__ = [
     "BLACK",
@@ -215,13 +216,4 @@ def stable_store(store: str | Path | None) -> str | None:
     """The result store as the manifest records it (:func:`collapse.runs.stable_path`): relative to the checkout, or
     None outside it (the records are keyed by their runs, so the figure's command recomputes them in the default
     store)."""
-    from collapse.runs import stable_path
-
     return stable_path(store)
-    path = Path(store)
-    if not path.is_absolute():
-        return path.as_posix() if ".." not in path.parts else None
-    try:
-        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except ValueError:
-        return None

@@ -13,16 +13,12 @@ from paper_repro.checkpoint import CHECKPOINT, load_checkpoint
 from paper_repro.embed_run import EmbedRun
 from paper_repro.figures.real_runs import RealParams, get_runs, real_store, run_embeddings
 
-from .datasets.fixtures import make_idx_set
+from .real_fixture import tiny_real
 
 
 @pytest.fixture(scope="module")
 def real(tmp_path_factory) -> RealParams:
-    root = tmp_path_factory.mktemp("embed")
-    make_idx_set(root / "data" / "mnist", n_train=150, n_test=60, hw=6)
-    return RealParams(dataset="mnist-groups", data_root=str(root / "data"), runs_root="",
-                      train_root=str(root / "runs"), steps=4, eval_every=2, train_samples=None, eval_samples=None,
-                      batch_classes=3, samples_per_class=4, dim=8, store=str(root / "store"))
+    return tiny_real(tmp_path_factory.mktemp("embed"))
 
 
 def test_embeddings_are_a_stored_record_equal_to_evaluate(real, monkeypatch):
