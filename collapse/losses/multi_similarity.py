@@ -51,11 +51,12 @@ class MultiSimilarityLoss(MetricLoss):
         return True  # the negative half reads whole rows whatever the negative rule
 
     def negative_half(
-        self, rows: torch.Tensor, mask: torch.Tensor | None, bias: torch.Tensor | None = None
+        self, rows: torch.Tensor, mask: torch.Tensor | None, exclude: torch.Tensor | None = None
     ) -> torch.Tensor:
         r""":math:`\frac1\beta \log(1 + \sum_{n: m_n} e^{\beta(S_{an} - \lambda)})` per row (negatives given by a
-        boolean ``mask`` or an additive ``bias``, see :func:`~collapse._fastgrad.log1p_sum_exp`)."""
-        return log1p_sum_exp(rows, mask, self.beta, self.base, bias=bias) / self.beta
+        boolean ``mask``, or as every column except the indices ``exclude``, see
+        :func:`~collapse._fastgrad.log1p_sum_exp`)."""
+        return log1p_sum_exp(rows, mask, self.beta, self.base, exclude=exclude) / self.beta
 
     def positive_half(self, s_ap: torch.Tensor) -> torch.Tensor:
         r""":math:`\frac1\alpha \log(1 + e^{-\alpha(S_{ap} - \lambda)})` of one positive per anchor (softplus)."""
@@ -92,6 +93,12 @@ class MultiSimilarityLoss(MetricLoss):
             negative = F.softplus(self.beta * (s_an - self.base)) / self.beta
             kept = s.kept
         else:
-            negative, kept = self.negative_half(sim, None, s.negative_bias(sim.dtype)), s.has_positive
+            # The negatives are every sample outside the anchor's label: with the label's members listed (the
+            # eager CPU selection lists them), those columns are excluded by index; else by the dense label mask.
+            members = s.same_label_members
+            negative = self.negative_half(sim, s.negative_mask) if members is None else self.negative_half(
+                sim, None, members
+            )
+            kept = s.has_positive
         losses = negative + self.positive_half(s_ap)
         return {"loss": Terms(losses, s.group_index, (s.anchor_index,), "anchor", mask=kept)}
