@@ -103,7 +103,7 @@ def pair_distance(x: torch.Tensor, i: torch.Tensor, j: torch.Tensor, kind: str) 
 
 class _Log1pSumExp(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, s: torch.Tensor, mask, exclude, scale: float, shift: float) -> torch.Tensor:
+    def forward(ctx, s: torch.Tensor, mask, exclude, scale: float, shift: float, pick) -> torch.Tensor:
         if exclude is None:
             x = torch.sub(s, shift).mul_(scale).masked_fill_(~mask, float("-inf"))
             offset = 0.0
@@ -115,15 +115,23 @@ class _Log1pSumExp(torch.autograd.Function):
         top = x.amax(dim=-1, keepdim=True).sub_(offset).clamp_min_(0.0)  # the "1" is the term exp(0)
         weights = x.sub_(top + offset).exp_()
         total = weights.sum(dim=-1, keepdim=True).add_(torch.exp(-top))
-        ctx.save_for_backward(weights, total)
+        ctx.save_for_backward(weights, total, pick)
         ctx.scale = scale
-        return (top + torch.log(total)).squeeze(-1)
+        value = (top + torch.log(total)).squeeze(-1)
+        if pick is None:
+            return value
+        return value, s.gather(-1, pick.unsqueeze(-1)).squeeze(-1)
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, g: torch.Tensor):
-        weights, total = ctx.saved_tensors
-        return weights * (g.unsqueeze(-1) * ctx.scale / total), None, None, None, None
+    def backward(ctx, g: torch.Tensor, g_picked: torch.Tensor | None = None):
+        weights, total, pick = ctx.saved_tensors
+        grad = weights * (g.unsqueeze(-1) * ctx.scale / total)
+        if pick is not None and g_picked is not None:
+            # The picked entries' gradient, added in place: autograd would otherwise build a second dense (..., B)
+            # gradient for the gather and add the two.
+            grad.scatter_add_(-1, pick.unsqueeze(-1), g_picked.unsqueeze(-1))
+        return grad, None, None, None, None, None
 
 
 def log1p_sum_exp(
@@ -133,15 +141,17 @@ def log1p_sum_exp(
     shift: float = 0.0,
     *,
     exclude: torch.Tensor | None = None,
-) -> torch.Tensor:
+    pick: torch.Tensor | None = None,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Row-wise ``log(1 + sum_{j: mask_j} exp(scale * (s_j - shift)))`` over the last dimension, stably.
 
     ``exclude`` (``(..., M)`` column indices per row, repeats allowed) may replace ``mask``: every entry except
     those is counted. It is a scatter of ``M`` entries per row instead of a pass over a boolean mask, which costs
-    several float passes on a CPU."""
+    several float passes on a CPU. With ``pick`` (one column index per row) it also returns
+    ``s.gather(-1, pick[..., None])[..., 0]``, whose gradient joins the same dense gradient of ``s``."""
     if (mask is None) == (exclude is None):
         raise ValueError("give exactly one of mask and exclude")
-    return _Log1pSumExp.apply(s, mask, exclude, float(scale), float(shift))
+    return _Log1pSumExp.apply(s, mask, exclude, float(scale), float(shift), pick)
 
 
 class _Gram(torch.autograd.Function):
