@@ -12,7 +12,9 @@ Exit status: 0 when every correctness check passed, 1 when one failed (each fail
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -23,7 +25,9 @@ from collapse.bench.loss_cases import LOSS_CASES
 from collapse.bench.report import (
     END,
     START,
+    combine_runs,
     format_table,
+    include_results,
     markdown_section,
     rewrite_readme,
     target_verdicts,
@@ -73,6 +77,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=None, help="timed calls per side and row (at most)")
     p.add_argument("--budget", type=float, default=None, help="seconds of timed calls per side and row (at most)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    p.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="run the whole benchmark this many times and report per row the median over the runs (times and the "
+        "in-run ratio, each run's ratio shown) and the highest peak memory; a check fails if it failed in any run",
+    )
+    p.add_argument(
+        "--include",
+        default=None,
+        metavar="PATHS",
+        help="comma-separated bench.json files of earlier runs (e.g. evaluation at N = 100k, too slow to repeat in "
+        "every run) whose rows join this run's table and README section, combined over the files as runs are and "
+        "marked with their command and load",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -107,7 +126,7 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> BenchConfig:
         "budget": None if args.budget is None else check_real("--budget", args.budget, low=0.0, low_inclusive=False),
         "compile": args.compile,
         "seed": check_int("--seed", args.seed, low=0),
-        "command": "python -m collapse.bench " + " ".join(argv),
+        "command": "python -m collapse.bench " + shlex.join(argv),
     }
     if args.quick:
         return BenchConfig.quick_defaults(**kw)
@@ -137,10 +156,26 @@ def main(argv: list[str] | None = None) -> int:
         check_writable_dir(args.out, what="--out")
         if args.readme is not None:
             check_marked_file(args.readme, (START, END), flag="--readme")
+        runs = check_int("--runs", args.runs, low=1)
+        includes = [] if args.include is None else parse_list("--include", args.include)
+        for path in includes:
+            try:
+                rows = json.loads(Path(path).read_text())["rows"]
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise ValueError(
+                    f"--include {path}: not the bench.json of an earlier run ({type(exc).__name__})"
+                ) from None
+            if not isinstance(rows, list):
+                raise ValueError(f"--include {path}: not the bench.json of an earlier run (no list of rows)")
     except (ValueError, TypeError) as exc:
         parser.fail(exc)
     _warn_if_busy()
-    result = run_benchmark(config, progress=not args.no_progress)
+    results = []
+    for _ in range(runs):
+        results.append(run_benchmark(config, progress=not args.no_progress))
+    result = combine_runs(results)
+    if includes:
+        result = include_results(result, includes)
     result["targets"] = target_verdicts(result["rows"], torch.device(config.device).type)
     print(format_table(result["rows"]))
     for r in result["rows"]:

@@ -16,6 +16,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 
 import torch
 from tqdm.auto import tqdm
@@ -88,6 +89,7 @@ def run_benchmark(config: BenchConfig, *, progress: bool = True, log: Callable[[
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     start = time.perf_counter()
+    started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     machine = machine_info(device)
     rows: list[dict] = []
     failures: list[str] = []
@@ -124,6 +126,7 @@ def run_benchmark(config: BenchConfig, *, progress: bool = True, log: Callable[[
         "rows": rows,
         "sweep": sweep,
         "failures": failures,
+        "started_utc": started,
         "elapsed_s": time.perf_counter() - start,
     }
 

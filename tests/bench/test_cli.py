@@ -135,3 +135,16 @@ def test_probe_time_is_the_call_not_the_memory_bookkeeping(monkeypatch):
     sides = runner._measure(config, torch.device("cpu"), lambda: None, lambda: None)
     # A probe counted with the 0.3 s bookkeeping would exceed the 0.2 s budget and leave one probe-only repeat.
     assert all(s.repeats == 2 for s in sides)
+
+
+@pytest.mark.parametrize(
+    "argv,match",
+    [
+        (["--runs", "0"], "--runs"),
+        (["--include", "no/such/bench.json"], "--include no/such/bench.json: not the bench.json"),
+    ],
+)
+def test_runs_and_include_are_checked_before_any_compute(argv, match, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main([*argv, "--out", str(tmp_path)])
+    assert exc.value.code == 2 and match in capsys.readouterr().err
