@@ -85,6 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
         "in-run ratio, each run's ratio shown) and the highest peak memory; a check fails if it failed in any run",
     )
     p.add_argument(
+        "--from",
+        dest="from_json",
+        default=None,
+        metavar="PATH",
+        help="run nothing: rebuild the table, targets, files and README section from the bench.json of an earlier run "
+        "(with --include, joined to those rows); the options that choose what to run are then ignored",
+    )
+    p.add_argument(
         "--include",
         default=None,
         metavar="PATHS",
@@ -146,6 +154,18 @@ def _warn_if_busy() -> None:
         )
 
 
+def _read_bench_json(flag: str, path: str) -> dict:
+    """The parsed bench.json of an earlier run, or a one-line ValueError naming ``flag``."""
+    try:
+        data = json.loads(Path(path).read_text())
+        ok = isinstance(data["rows"], list) and isinstance(data["config"], dict) and isinstance(data["machine"], dict)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{flag} {path}: not the bench.json of an earlier run ({type(exc).__name__})") from None
+    if not ok:
+        raise ValueError(f"{flag} {path}: not the bench.json of an earlier run (no rows, config or machine)")
+    return data
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
@@ -158,25 +178,19 @@ def main(argv: list[str] | None = None) -> int:
             check_marked_file(args.readme, (START, END), flag="--readme")
         runs = check_int("--runs", args.runs, low=1)
         includes = [] if args.include is None else parse_list("--include", args.include)
+        earlier = None if args.from_json is None else _read_bench_json("--from", args.from_json)
         for path in includes:
-            try:
-                rows = json.loads(Path(path).read_text())["rows"]
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                raise ValueError(
-                    f"--include {path}: not the bench.json of an earlier run ({type(exc).__name__})"
-                ) from None
-            if not isinstance(rows, list):
-                raise ValueError(f"--include {path}: not the bench.json of an earlier run (no list of rows)")
+            _read_bench_json("--include", path)
     except (ValueError, TypeError) as exc:
         parser.fail(exc)
-    _warn_if_busy()
-    results = []
-    for _ in range(runs):
-        results.append(run_benchmark(config, progress=not args.no_progress))
-    result = combine_runs(results)
+    if earlier is not None:
+        result = {k: v for k, v in earlier.items() if k != "targets"}
+    else:
+        _warn_if_busy()
+        result = combine_runs([run_benchmark(config, progress=not args.no_progress) for _ in range(runs)])
     if includes:
         result = include_results(result, includes)
-    result["targets"] = target_verdicts(result["rows"], torch.device(config.device).type)
+    result["targets"] = target_verdicts(result["rows"], torch.device(result["config"]["device"]).type)
     print(format_table(result["rows"]))
     for r in result["rows"]:
         if r.get("note"):

@@ -245,7 +245,7 @@ def include_results(result: dict, paths: Sequence[str | Path]) -> dict:
     return result | {
         "rows": [r for r in result["rows"] if _row_key(r) not in keys] + rows,
         "failures": result["failures"] + [f for d in loaded for f in d.get("failures", [])],
-        "included": result.get("included", []) + provenance,
+        "included": [p for p in result.get("included", []) if p["path"] not in {str(x) for x in paths}] + provenance,
     }
 
 

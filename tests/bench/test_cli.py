@@ -148,3 +148,30 @@ def test_runs_and_include_are_checked_before_any_compute(argv, match, tmp_path, 
     with pytest.raises(SystemExit) as exc:
         cli.main([*argv, "--out", str(tmp_path)])
     assert exc.value.code == 2 and match in capsys.readouterr().err
+
+
+def test_from_rebuilds_the_section_of_an_earlier_run_with_included_rows_and_runs_nothing(tmp_path, capsys, monkeypatch):
+    from collapse.bench import runner
+    from collapse.bench.report import write_results
+
+    monkeypatch.setattr(runner, "run_benchmark", lambda *a, **k: pytest.fail("--from must not run the benchmark"))
+    machine = {"cpu": "Test CPU", "cores": 2, "torch_threads": 1, "torch": "2.13.0", "pytorch_metric_learning": "2.9.0",
+               "load_average": [1.0, 1.0, 1.0]}
+    row = {"section": "loss", "case": "triplet EPS/semihard", "size": 512, "ours_ms": 2.0, "pml_ms": 12.0, "ratio": 6.0,
+           "check": "ok", "note": None}
+    evaluation = dict(row, section="eval", case="retrieval", size=100_000, ratio=1.1, ours_peak_mb=700.0)
+    base = {"config": {"command": "python -m collapse.bench --quick", "device": "cpu"}, "machine": machine,
+            "failures": [], "elapsed_s": 5.0}
+    write_results(tmp_path / "main", base | {"rows": [row]})
+    write_results(tmp_path / "eval", base | {"rows": [evaluation]})
+    readme = tmp_path / "R.md"
+    readme.write_text("# R\n\n<!-- bench:start -->\nold\n<!-- bench:end -->\n")
+    argv = ["--from", str(tmp_path / "main" / "bench.json"), "--include", str(tmp_path / "eval" / "bench.json"),
+            "--out", str(tmp_path / "out"), "--readme", str(readme)]
+    assert cli.main(argv) == 0
+    text = readme.read_text()
+    assert "python -m collapse.bench --quick" in text and "| retrieval * | 100000 |" in text and "old" not in text
+    assert "evaluation at N=100k: no slower than PML | met" in text
+    assert cli.main(argv) == 0 and readme.read_text() == text  # idempotent: the inclusion is not listed twice
+    data = json.loads((tmp_path / "out" / "bench.json").read_text())
+    assert len(data["rows"]) == 2 and len(data["included"]) == 1
