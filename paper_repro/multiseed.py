@@ -75,8 +75,9 @@ def _stack(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
 class GroupedSmallCNN(nn.Module):
     """G copies of ``EmbeddingNet(SmallCNN)`` as one network: ``x (G, B, C, H, W) -> embeddings (G, B, dim)``."""
 
-    def __init__(self, models: Sequence[EmbeddingNet]) -> None:
+    def __init__(self, models: Sequence[EmbeddingNet], *, channels_last: bool = False) -> None:
         super().__init__()
+        self.channels_last = bool(channels_last)
         if not models or not all(isinstance(m, EmbeddingNet) and isinstance(m.backbone, SmallCNN) for m in models):
             raise TypeError("GroupedSmallCNN takes a non-empty list of EmbeddingNet(SmallCNN) models")
         self.G = G = len(models)
@@ -96,15 +97,33 @@ class GroupedSmallCNN(nn.Module):
                 gbn.num_batches_tracked.copy_(models[0].backbone.features[k][1].num_batches_tracked)
             blocks.append(nn.Sequential(gconv, gbn, nn.ReLU(inplace=True), nn.MaxPool2d(2, ceil_mode=True)))
         self.features = nn.Sequential(*blocks)
+        if self.channels_last:  # filters in the layout of the images, so that oneDNN keeps channels-last throughout
+            self.features.to(memory_format=torch.channels_last)
         self.head_weight = nn.Parameter(torch.stack([m.head.weight.detach().clone() for m in models]))
         self.head_bias = nn.Parameter(torch.stack([m.head.bias.detach().clone() for m in models]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 5 or x.shape[0] != self.G:
             raise ValueError(f"images must have shape ({self.G}, B, C, H, W), got {tuple(x.shape)}")
-        G, B = x.shape[:2]
-        h = self.features(x.transpose(0, 1).reshape(B, G * x.shape[2], *x.shape[3:]))
-        h = h.mean(dim=(-2, -1)).reshape(B, G, -1).transpose(0, 1)  # (G, B, F): the global average pool
+        G = self.G
+        feats = []
+        # One convolution per run on its slice of the stacked filters: oneDNN's grouped convolution
+        # (groups=G) measured 3-4x slower per run than G plain ones here (docs/real_images.md, throughput).
+        for g in range(G):
+            h = x[g].contiguous(memory_format=torch.channels_last) if self.channels_last else x[g]
+            for block in self.features:
+                conv, bn = block[0], block[1]
+                rows = slice(g * (conv.out_channels // G), (g + 1) * (conv.out_channels // G))
+                h = F.conv2d(h, conv.weight[rows], padding=1)
+                # Slices of the stacked running statistics are views: batch_norm updates them in place.
+                h = F.batch_norm(h, bn.running_mean[rows], bn.running_var[rows], bn.weight[rows], bn.bias[rows],
+                                 self.training, bn.momentum, bn.eps)  # fmt: skip
+                h = F.max_pool2d(F.relu(h), 2, ceil_mode=True)
+            feats.append(h.mean(dim=(-2, -1)))  # the global average pool
+        if self.training:
+            for block in self.features:
+                block[1].num_batches_tracked.add_(1)
+        h = torch.stack(feats)  # (G, B, F)
         z = torch.baddbmm(self.head_bias.unsqueeze(1), h, self.head_weight.transpose(1, 2))
         return F.normalize(z, p=2.0, dim=-1, eps=1e-12) if self.normalize else z
 
@@ -267,6 +286,7 @@ def train_grouped(
     progress: bool = True,
     evaluate: bool = True,
     on_eval: Callable[[int, list[EmbeddingNet]], list[dict]] | None = None,
+    channels_last: bool = True,
 ) -> dict:
     """Train the runs ``configs`` together; return ``{"runs": [payload per run], "models": [...], "seconds": s}``.
 
@@ -295,7 +315,7 @@ def train_grouped(
         loss.sampler.generator(dev)
         losses.append(loss)
         datas.append(ds)
-    net = GroupedSmallCNN(models).to(dev)
+    net = GroupedSmallCNN(models, channels_last=channels_last).to(dev)
     opt = GroupedAdam(list(net.parameters()), [c.lr for c in configs])
     tf = train_transform_for(cfg0, datas[0]) if cfg0.augment else None
     eval_tf = eval_transform_for(cfg0, test_ds)
