@@ -132,3 +132,36 @@ def test_acceptance_probe(tmp_path):
         verdicts[name] = j["verdict"]
     assert verdicts["noisy-random"] == "collapsed"
     assert verdicts["clean-random"] != "collapsed"
+
+
+def test_study_resumes_from_the_store_and_recomputes_only_missing_blocks(tmp_path):
+    """Each (features, M) block is a record of the result store: with one block's record seeded (a study killed
+    after its first block), the rerun computes only the other block and writes the same files from the records."""
+    import shutil
+
+    from paper_repro.study import plan_blocks
+
+    root = fake_fashion(tmp_path / "data", n_train=240, n_test=120)
+    plan = replace(QUICK, root=str(root), n_train=200, n_test=100, features=("pca",), pca_dim=6, Ms=(4, 6),
+                   noises=(0.0,), losses=("triplet",), steps=10, window=5, seeds=2, lrs=(1e-2,),
+                   null_permutations=2)  # fmt: skip
+    first = run_study(plan, tmp_path / "a", quick=True, progress=False, store=tmp_path / "store_a")
+    assert (first["blocks_computed"], first["blocks_from_store"]) == (2, 0)
+    blocks = plan_blocks(plan, [4, 6])
+    seeded = tmp_path / "store_b" / "records"
+    seeded.mkdir(parents=True)
+    shutil.copy(tmp_path / "store_a" / "records" / f"{blocks[0].key}.json", seeded)
+    before = (seeded / f"{blocks[0].key}.json").read_bytes()
+    second = run_study(plan, tmp_path / "b", quick=True, progress=False, store=tmp_path / "store_b")
+    assert (second["blocks_computed"], second["blocks_from_store"]) == (1, 1)
+    assert (seeded / f"{blocks[0].key}.json").read_bytes() == before  # read, not rewritten
+    assert sorted(p.name for p in seeded.iterdir()) == sorted(f"{b.key}.json" for b in blocks)
+    for name in ("runs.csv", "curves.csv", "comparisons.csv", "table.md"):
+        a, b = (tmp_path / "a" / name).read_text(), (tmp_path / "b" / name).read_text()
+        assert a.split("\n")[1:] == b.split("\n")[1:], name  # table.md's first line holds the study's time
+    third = run_study(plan, tmp_path / "c", quick=True, progress=False, store=tmp_path / "store_b")
+    assert (third["blocks_computed"], third["blocks_from_store"]) == (0, 2)
+    # The key names what a block computes, not where its data lies or how its results are gated.
+    moved = plan_blocks(replace(plan, root="elsewhere", gate_tol=0.2), [4, 6])
+    assert [b.key for b in moved] == [b.key for b in blocks]
+    assert plan_blocks(replace(plan, steps=11), [4, 6])[0].key != blocks[0].key
