@@ -15,7 +15,8 @@ per-run convolutions then take oneDNN's fast path; see :class:`paper_repro.multi
 
 ``--speedup 2,4,8`` measures, in one process and interleaved over ``--repeats`` rounds (best round kept, so that
 a loaded machine penalises every row alike): one run (``--runs 1``, the network as ``paper_repro.train`` builds
-it, NCHW, ``torch.optim.Adam``) in both layouts and each G runs in one program, plus a float32 matrix product
+it, NCHW, ``torch.optim.Adam``, all threads) in both layouts and each G runs in one program, channels-last, with
+all threads per op and split over the threads (``--shards``, one run per thread), plus a float32 matrix product
 on the same threads; it prints and writes (``speedup_<model>_<hash>.{json,md}``) the speed-up rows and the
 roofline: FLOPs per image (``torch.utils.flop_counter``, forward + backward) and the achieved FLOP/s against
 the matrix product's.
@@ -50,7 +51,7 @@ from collapse.io import write_json
 from collapse.losses import LOSSES, make_loss
 from collapse.sampling import POSITIVE_RULES
 from paper_repro.models import BACKBONES, make_model
-from paper_repro.multiseed import grouped_loss
+from paper_repro.multiseed import grouped_loss, grouped_step
 
 AMP_CHOICES = ("none", "bf16")
 MODELS = (*BACKBONES, "mlp-head")
@@ -82,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed for the weights and the synthetic batch")
     p.add_argument("--out", default="results/throughput", help="folder for the JSON result")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--shards", type=int, default=1, help="with --runs > 1: threads the runs are split over, one "
+                   "intra-op thread each (paper_repro.multiseed.grouped_step)")
     p.add_argument("--speedup", default=None, help="comma-separated G: the speed-up table of G runs in one program")
     p.add_argument("--repeats", type=int, default=3, help="interleaved rounds of --speedup (best kept)")
     return p
@@ -107,6 +110,7 @@ def _validate(args: argparse.Namespace) -> torch.device:
     if args.in_channels is not None:
         check_int("--in-channels", args.in_channels, low=1)
     check_int("--repeats", args.repeats, low=1)
+    check_int("--shards", args.shards, low=1)
     if args.speedup is not None:
         if args.model not in ("small_cnn", "mlp-head"):
             raise ValueError(f"--speedup supports --model small_cnn or mlp-head, got {args.model!r}")
@@ -187,9 +191,16 @@ def run(args: argparse.Namespace, device: torch.device) -> dict:
     def step() -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
         amp = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
-        with amp:
-            emb = model(x)
+        if isinstance(loss_fn, list) and args.shards > 1:
+            emb = None  # grouped_step runs the forward in its threads
+        else:
+            with amp:
+                emb = model(x)
         # The loss runs outside autocast: its distances stay in float32 (EmbeddingNet returns float32).
+        if isinstance(loss_fn, list) and args.shards > 1:
+            outs = grouped_step(model, loss_fn, x, y.expand(G, -1), threads=args.shards)
+            optimizer.step()
+            return torch.stack([o[0] for o in outs]).sum()
         if isinstance(loss_fn, list):
             loss, _ = grouped_loss(loss_fn, emb, y.expand(G, -1))
         else:
@@ -286,7 +297,9 @@ def speedup(args: argparse.Namespace, device: torch.device) -> dict:
 
     Gs = [int(g) for g in args.speedup.split(",")]
     configs = [("one run, NCHW (paper_repro.train)", 1, False), ("one run, channels-last", 1, True)]
+    cores = torch.get_num_threads()
     configs += [(f"{G} runs in one program, channels-last", G, True) for G in Gs]
+    configs += [(f"{G} runs in one program, channels-last, {cores} threads x 1 run", G, "shards") for G in Gs]
     if args.model == "mlp-head":  # layouts do not apply to a head
         configs = [("one run", 1, False)] + [(f"{G} runs in one program", G, False) for G in Gs]
     best: dict[str, dict] = {}
@@ -297,7 +310,8 @@ def speedup(args: argparse.Namespace, device: torch.device) -> dict:
         gemm = max(gemm, matmul_flops_per_s())
         for name, G, cl in configs:
             a = copy.copy(args)
-            a.runs, a.channels_last, a.quiet = G, cl, True
+            a.runs, a.channels_last, a.quiet = G, bool(cl), True
+            a.shards = cores if cl == "shards" else 1
             r = run(a, device)
             if name not in best or r["images_per_s"] > best[name]["images_per_s"]:
                 best[name] = r
@@ -307,7 +321,7 @@ def speedup(args: argparse.Namespace, device: torch.device) -> dict:
     for name, G, cl in configs:
         r = best[name]
         ips = r["images_per_s"]
-        rows.append({"program": name, "runs": G, "channels_last": cl, "images_per_s": ips,
+        rows.append({"program": name, "runs": G, "channels_last": bool(cl), "images_per_s": ips,
                      "step_ms_median": r["step_ms_median"], "speedup": ips / base, "gflop_per_s": ips * fpi / 1e9,
                      "of_matmul": ips * fpi / gemm})  # fmt: skip
     return {"model": args.model, "size": args.size, "batch": args.batch, "per_class": args.per_class,

@@ -612,7 +612,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=None, help="training steps of every head")
     p.add_argument("--store", default=DEFAULT_STORE, help="result store: one record per (features, M) block; a "
                    "finished block is read, not recomputed (resume)")
-    p.add_argument("--backend", default="inline", help="where blocks run: inline, processes (one block per worker, "
+    p.add_argument("--backend", default="processes", help="where blocks run: inline, processes (one block per worker, "
                    "one thread each) or dask")
     p.add_argument("--workers", type=int, default=None, help="worker processes of --backend processes (default 2)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
