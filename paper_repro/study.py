@@ -603,6 +603,54 @@ def study_markdown(summary: dict, rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_figures(out: Path, figures: Path, name: str) -> list[Path]:
+    """Copy the study's files from ``out`` to ``figures/real_study_<name>*`` and draw its curves there
+    (``real_study_<name>_curves.png``: mean training loss and validation coarse MAP@R over seeds at the chosen
+    learning rate, one panel per feature set)."""
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figures = check_writable_dir(figures, what="--figures")
+    stem = f"real_study_{name}"
+    written = []
+    for src, dst in (("table.md", f"{stem}.md"), ("summary.json", f"{stem}.json"), ("runs.csv", f"{stem}_runs.csv"),
+                     ("curves.csv", f"{stem}_curves.csv"), ("comparisons.csv", f"{stem}_comparisons.csv"),
+                     ("controls.csv", f"{stem}_controls.csv")):  # fmt: skip
+        written.append(write_text(figures / dst, (out / src).read_text()))
+    chosen = {tuple(r[k] for k in RUN_FIELDS) for r in csv.DictReader((out / "runs.csv").open())}
+    curves: dict[tuple, dict[int, list[tuple[float, float]]]] = {}
+    for c in csv.DictReader((out / "curves.csv").open()):
+        if tuple(c[k] for k in RUN_FIELDS) not in chosen:
+            continue
+        key = (c["features"], c["M"], c["noise"], c["loss"], c["positive"], c["negative"], c["labels"])
+        curves.setdefault(key, {}).setdefault(int(c["step"]), []).append(
+            (float(c["train_loss"]), float(c["val_coarse_map_at_r"])))
+    feats = sorted({k[0] for k in curves})
+    fig, axes = plt.subplots(2, max(1, len(feats)), figsize=(4.5 * max(1, len(feats)), 7), squeeze=False)
+    for j, f in enumerate(feats):
+        for key, by_step in sorted(curves.items()):
+            if key[0] != f:
+                continue
+            steps = sorted(by_step)
+            label = f"M{key[1]} e{key[2]} {key[3]} {key[4]}" + (" fine" if key[6] == "fine" else "")
+            for i in (0, 1):
+                axes[i][j].plot(steps, [np.mean([v[i] for v in by_step[s]]) for s in steps], label=label, lw=1)
+        axes[0][j].set_title(f"{f}: training loss (mean over seeds)", fontsize=9)
+        axes[1][j].set_title(f"{f}: validation coarse MAP@R", fontsize=9)
+        axes[1][j].set_xlabel("step")
+    if feats:
+        axes[0][0].legend(fontsize=6)
+    fig.tight_layout()
+    png = figures / f"{stem}_curves.png"
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    return [*written, png]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = OneLineParser(prog="python -m paper_repro.study", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="the quick plan (<= 10 min on 2 cores)")
@@ -617,6 +665,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--backend", default="processes", help="where blocks run: inline, processes (one block per worker, "
                    "one thread each) or dask")
     p.add_argument("--workers", type=int, default=None, help="worker processes of --backend processes (default 2)")
+    p.add_argument("--figures", default=None, help="also write the table, CSVs, summary and a curves figure to this "
+                   "folder as real_study_<quick|full>*")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     args = p.parse_args(argv)
     plan = replace(QUICK if args.quick else FULL, root=args.root)
@@ -635,8 +685,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = Path(args.out or f"results/study/{'quick' if args.quick else 'full'}")
         prefix = "python -m paper_repro.study" + (" --quick" if args.quick else "")
         prefix += (f" --steps {args.steps}" if args.steps else "") + (f" --out {args.out}" if args.out else "")
+        if args.figures:
+            check_writable_dir(Path(args.figures), what="--figures")  # before any compute
         summary = run_study(plan, out, quick=args.quick, progress=not args.no_progress, command=prefix,
                             store=args.store, backend=args.backend, workers=args.workers)  # fmt: skip
+        if args.figures:
+            write_figures(out, Path(args.figures), "quick" if args.quick else "full")
     except (ValueError, OSError, RuntimeError) as exc:
         print(f"python -m paper_repro.study: error: {exc}", file=sys.stderr)
         return 2

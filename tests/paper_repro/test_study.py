@@ -159,6 +159,11 @@ def test_study_resumes_from_the_store_and_recomputes_only_missing_blocks(tmp_pat
     for name in ("runs.csv", "curves.csv", "comparisons.csv", "table.md"):
         a, b = (tmp_path / "a" / name).read_text(), (tmp_path / "b" / name).read_text()
         assert a.split("\n")[1:] == b.split("\n")[1:], name  # table.md's first line holds the study's time
+    from paper_repro.study import write_figures
+
+    files = write_figures(tmp_path / "b", tmp_path / "figs", "quick")
+    assert {f.name for f in files} >= {"real_study_quick.md", "real_study_quick_runs.csv",
+                                       "real_study_quick_curves.png"}
     third = run_study(plan, tmp_path / "c", quick=True, progress=False, store=tmp_path / "store_b")
     assert (third["blocks_computed"], third["blocks_from_store"]) == (0, 2)
     # The key names what a block computes, not where its data lies or how its results are gated.
