@@ -6,7 +6,8 @@ positives) and ``noisy-random`` (noise 0.3, random positives: the run reported t
 compared in the head study (:mod:`paper_repro.study`), which fits the CPU budget.
 ``python -m paper_repro.study_probe --out DIR`` trains them (or reuses ``DIR/models.pt``) and writes
 ``DIR/embeddings.npz`` (train subset and test embeddings with clean coarse and fine labels) and
-``DIR/history.json`` (training curves); :func:`paper_repro.study.judge_embeddings` then measures them.
+``DIR/history.json`` (training curves); ``--judge`` then measures them (:func:`judge_probe`): both runs and
+controls on the clean run's embedding, written to ``DIR/judgement.json`` / ``.md`` (and ``--figures DIR``).
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ import numpy as np
 import torch
 
 from collapse.cli import OneLineParser
-from collapse.io import write_json
+from collapse.io import write_json, write_text
+from collapse.runs.outputs import check_writable_dir
 from paper_repro.builders import eval_transform_for, load_test, load_train, stratified_subset
 from paper_repro.config import TrainConfig
 from paper_repro.evaluate import embed_dataset
 
-__all__ = ["PROBE_RUNS", "probe_configs", "run_probe"]
+__all__ = ["PROBE_CONTROLS", "PROBE_RUNS", "judge_probe", "probe_configs", "run_probe"]
 
 #: name -> (label noise, positive rule)
 PROBE_RUNS = {"clean-random": (0.0, "random"), "noisy-random": (0.3, "random")}
@@ -89,6 +91,83 @@ def run_probe(
     return {"embeddings": str(out / "embeddings.npz"), "history": history}
 
 
+#: Controls on the clean probe's embedding: transform, what the verdict must be (stated before computing).
+PROBE_CONTROLS = {
+    "shrink_classes": ("each class x0.1 about its centroid", "collapsed"),
+    "merge_submodes": ("sub-class means moved onto the class mean, spread kept", "collapsed"),
+    "rotate": ("random orthogonal transform", "same as the clean run"),
+}
+#: What the acceptance of issue 12 asks of the two runs.
+PROBE_EXPECT = {"clean-random": "not collapsed", "noisy-random": "collapsed"}
+
+
+def judge_probe(out: str | Path, *, margin: float = 0.2, null_permutations: int = 30) -> list[dict]:
+    """Judge the probe runs saved under ``out`` (train subset and test split, every study measure and the collapse
+    verdict at the triplet margin) and the :data:`PROBE_CONTROLS` on the clean run; write ``judgement.json`` and
+    ``judgement.md`` under ``out``; return the rows. Each row says whether it held what it was expected to."""
+    from collapse.metrics import controls as ctl
+    from paper_repro.study import judge_embeddings
+
+    out = Path(out)
+    path = out / "embeddings.npz"
+    if not path.is_file():
+        raise ValueError(f"{path} does not exist; train the probe first: python -m paper_repro.study_probe --out {out}")
+    z = np.load(path)
+    split = {"train": (z["train_labels"], z["train_fine"]), "test": (z["test_labels"], z["test_fine"])}
+
+    def judge(train: np.ndarray, test: np.ndarray, loss: float | None) -> dict:
+        return judge_embeddings(train, *split["train"], test, *split["test"], margin=margin, loss=loss,
+                                null_permutations=null_permutations)  # fmt: skip
+
+    rows = []
+    for name in PROBE_RUNS:
+        j = judge(z[f"{name}_train"], z[f"{name}_test"], float(z[f"{name}_final_loss"]))
+        want = PROBE_EXPECT[name]
+        held = (j["verdict"] == "collapsed") == (want == "collapsed")
+        rows.append({"row": name, "expect": want, "held": held} | j)
+    clean = rows[0]
+    rng = np.random.default_rng(0)
+    n_train = z["clean-random_train"].shape[0]
+    joint = tuple(np.concatenate([a, b]) for a, b in zip((z["clean-random_train"], *split["train"]),
+                                                         (z["clean-random_test"], *split["test"])))  # fmt: skip
+    for name, (what, want) in PROBE_CONTROLS.items():
+        x, _, _ = getattr(ctl, name)(joint, rng)
+        j = judge(x[:n_train], x[n_train:], None)
+        target = clean["verdict"] if want.startswith("same") else want
+        rows.append({"row": f"clean-random, {what}", "expect": want, "held": j["verdict"] == target} | j)
+    write_json(out / "judgement.json", {"margin": margin, "rows": rows})
+    write_text(out / "judgement.md", probe_markdown(rows, margin))
+    return rows
+
+
+#: (column, row key, format) of the judgement table.
+_COLUMNS = (
+    ("verdict (instrument)", "verdict", "{}"),
+    ("merges", "instrument_merges", "{:.0f}"),
+    ("pairs overlapping", "instrument_pairs_overlapping", "{:.0f}"),
+    ("class radius / margin", "instrument_class_radius_over_margin", "{:.2f}"),
+    ("sub-class separation / margin", "instrument_submode_separation_over_margin", "{:.2f}"),
+    ("loss / margin", "instrument_loss_over_margin", "{:.3f}"),
+    ("test fine linear probe", "test_linear_probe", "{:.3f}"),
+    ("test NCM", "test_ncm", "{:.3f}"),
+    ("test eta2", "test_eta2", "{:.3f}"),
+    ("fine R@1", "test_fine_r1", "{:.3f}"),
+    ("coarse MAP@R", "coarse_map_at_r", "{:.3f}"),
+)
+
+
+def probe_markdown(rows: list[dict], margin: float) -> str:
+    """The judgement rows as a markdown table (instrument on the test split, margin ``margin``)."""
+    head = ["row", "expected", "held", *(c for c, _, _ in _COLUMNS)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["row"], r["expect"], "yes" if r["held"] else "**no**"]
+        cells += [fmt.format(r[k]) if k in r else "" for _, k, fmt in _COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return (f"Acceptance probe of issue 12 (test split; instrument at margin {margin:g}, resolution {margin / 2:g}; "
+            "`python -m paper_repro.study_probe --judge`).\n\n" + "\n".join(lines) + "\n")  # fmt: skip
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = OneLineParser(prog="python -m paper_repro.study_probe", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="results/study/probe", help="folder for models.pt, embeddings.npz, history.json")
@@ -96,13 +175,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--root", default="data", help="folder holding fashion-mnist")
     p.add_argument("--seed", type=int, default=0, help="seed of the three runs")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--judge", action="store_true", help="also judge the runs and controls (judgement.json / .md)")
+    p.add_argument("--figures", default=None, help="with --judge: also write probe_judgement.{json,md} in this folder")
     args = p.parse_args(argv)
     try:
+        if args.figures is not None:
+            check_writable_dir(args.figures, what="--figures")
         res = run_probe(args.out, steps=args.steps, root=args.root, seed=args.seed, progress=not args.no_progress)
+        print(f"wrote {res['embeddings']}")
+        if args.judge:
+            rows = judge_probe(args.out)
+            text = (Path(args.out) / "judgement.md").read_text()
+            print(text)
+            if args.figures is not None:
+                write_json(Path(args.figures) / "probe_judgement.json", {"rows": rows})
+                write_text(Path(args.figures) / "probe_judgement.md", text)
     except (ValueError, OSError) as exc:
         print(f"python -m paper_repro.study_probe: error: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote {res['embeddings']}")
     return 0
 
 

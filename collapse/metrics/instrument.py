@@ -15,23 +15,42 @@ Measures (every key of :func:`instrument_report`; the formulas are in ``docs/mea
 * **Mode pairs.** For two modes :math:`k, k'` of one class, the noise-corrected centroid distance
   :math:`\tilde d_{kk'} = \sqrt{\max(0, \lVert\nu_k-\nu_{k'}\rVert^2 - V_k/n_k - V_{k'}/n_{k'})}` (unbiased for
   :math:`\lVert E\nu_k - E\nu_{k'}\rVert^2`: samples split at random into "modes" read about 0, so a shuffle of the
-  mode labels changes it), the spreads :math:`\sigma_k, \sigma_{k'}` of each mode's samples projected on the axis
-  :math:`u = (\nu_{k'}-\nu_k)/\lVert\nu_{k'}-\nu_k\rVert`, and the rule
+  mode labels changes it), and the rule
 
-  .. math:: \text{merged}(k, k') \iff \tilde d_{kk'} < \tau_{kk'} = \max(\alpha/2,\ \sigma_k + \sigma_{k'}):
+  .. math:: \text{merged}(k, k') \iff \tilde d_{kk'} < \max\bigl(\alpha/2,\ f_{kk'}\bigr),\qquad
+     f_{kk'}^2 = g\,\chi^2_{h,\,1-p} - \operatorname{tr}A,
 
-  the centroids are within half a margin, or within each other's one-spread interval along the axis joining them.
+  with :math:`A = \hat\Sigma_k/n_k + \hat\Sigma_{k'}/n_{k'}` (the covariance of the centroid difference),
+  :math:`g = \operatorname{tr}A^2/\operatorname{tr}A`, :math:`h = (\operatorname{tr}A)^2/\operatorname{tr}A^2` and
+  :math:`p` = :data:`NOISE_P` = 0.001: the two modes sit at one point *at the loss's resolution*, or their
+  separation is not resolved from sampling noise. The *noise floor* :math:`f` is the Welch-Satterthwaite
+  approximation :math:`\lVert\nu_k-\nu_{k'}\rVert^2 \approx g\chi^2_h` of the squared distance two modes with
+  one common mean show (Gaussian samples), at its :math:`1-p` quantile: with a few hundred samples per mode it
+  is far below :math:`\alpha/2`; with a few samples of a wide mode, or "modes" that are random halves of one
+  cloud spread in a few directions, it is what stops chance differences from reading as kept modes. This is
+  collapse as the theory means it (a class's modes projected onto one point), in the units the loss works in.
   The merged pairs of a class form a graph; its connected components are the class's *distinct modes*
-  :math:`D_c`, and :math:`K_c - D_c \in [0, K_c-1]` is its number of *merges*. Keys ``merges`` (sum over
-  multi-mode classes), ``merges_possible`` (:math:`\sum_c (K_c-1)`), ``merged_fraction``, ``modes_distinct``
-  (mean :math:`D_c`), ``classes_collapsed`` / ``classes_partial`` / ``classes_kept`` (:math:`D_c = 1`,
-  :math:`1 < D_c < K_c`, :math:`D_c = K_c`).
+  :math:`D_c`, and :math:`K_c - D_c \in [0, K_c-1]` is its
+  number of *merges*. Keys ``merges`` (sum over multi-mode classes), ``merges_possible``
+  (:math:`\sum_c (K_c-1)`), ``merged_fraction``, ``modes_distinct`` (mean :math:`D_c`), ``classes_collapsed`` /
+  ``classes_partial`` / ``classes_kept`` (:math:`D_c = 1`, :math:`1 < D_c < K_c`, :math:`D_c = K_c`).
+
+  *Overlap is reported, not judged.* With :math:`\sigma_k, \sigma_{k'}` the spreads of each mode's samples
+  projected on the axis :math:`u = (\nu_{k'}-\nu_k)/\lVert\nu_{k'}-\nu_k\rVert`, a pair *overlaps* when
+  :math:`\tilde d_{kk'} < \sigma_k + \sigma_{k'}` (keys ``pairs_overlapping``, ``overlap_fraction``). Overlap is a
+  property of how separable the samples are, which real data has from the input on: on Fashion-MNIST superclasses
+  the sub-classes of a class overlap in the raw pixels, in heads trained on the fine labels themselves, and in a
+  clean CNN whose sub-classes a linear probe still tells apart (docs/measures.md, "calibration on real
+  embeddings"). Counting overlap as a merge judged those clean embeddings collapsed; it is therefore measured by
+  the probes of :func:`collapse.metrics.subclass_probes`, not by the collapse verdict.
 * **Per class.** :math:`s_c` = mean of :math:`\tilde d_{kk'}` over the pairs of class :math:`c`;
   :math:`\rho_c = \min_{c' \ne c}\lVert\mu_c-\mu_{c'}\rVert` its distance to the nearest other class. Keys
   ``submode_separation`` (mean :math:`s_c`), ``submode_separation_over_margin`` (mean :math:`s_c/\alpha`),
   ``submode_separation_over_spacing`` (mean :math:`s_c/\rho_c`; ``nan`` when a :math:`\rho_c` is below the
   resolution, where a ratio of two unresolved distances means nothing), ``class_spacing`` (mean
-  :math:`\rho_c`) and ``class_spacing_over_margin``.
+  :math:`\rho_c`) and ``class_spacing_over_margin``; ``class_radius_over_margin`` is the mean over classes of
+  :math:`\sqrt{\frac{1}{n_c}\sum_{i: y_i = c}\lVert x_i-\mu_c\rVert^2}/\alpha`, the absolute within-class spread
+  in margins (a class squeezed into the resolution reads below 1/2).
 * **Whole space.** ``global_radius`` :math:`R = \sqrt{\frac1N\sum_i\lVert x_i-\bar x\rVert^2}` (so the RMS
   pairwise distance is :math:`\sqrt2 R`), ``radius_over_margin`` :math:`R/\alpha`, and ``loss_over_margin``
   (the final loss divided by :math:`\alpha`, ``nan`` without ``loss``): every point on one spot makes every
@@ -54,6 +73,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from scipy.sparse.csgraph import connected_components
+from scipy.stats import chi2
 
 from collapse._validation import check_int, check_random_state, check_real
 from collapse.metrics.collapse_measures import (
@@ -67,7 +87,10 @@ from collapse.metrics.collapse_measures import (
 from collapse.metrics.knn import ArrayLike, as_labels
 from collapse.metrics.retrieval import map_at_r_many, nmi_kmeans
 
-__all__ = ["instrument_report", "mode_pairs", "resolve"]
+__all__ = ["NOISE_P", "instrument_report", "mode_pairs", "resolve"]
+
+#: Chance that two modes with one common mean read as resolved from sampling noise (per pair).
+NOISE_P = 1e-3
 
 
 def mode_pairs(embeddings: ArrayLike, labels: ArrayLike, modes: ArrayLike, *, margin: float) -> list[dict]:
@@ -75,7 +98,8 @@ def mode_pairs(embeddings: ArrayLike, labels: ArrayLike, modes: ArrayLike, *, ma
 
     One dict per pair: ``class`` (index into the sorted distinct labels), ``modes`` (the two mode ids),
     ``distance`` (plain centroid distance), ``corrected_distance`` :math:`\\tilde d`, ``spread`` (the two projected
-    spreads), ``threshold`` :math:`\\tau` and ``merged`` (see the module docstring).
+    spreads), ``noise_floor``, ``threshold`` (the larger of :math:`\\alpha/2` and the noise floor),
+    ``merged`` and ``overlapping`` (see the module docstring).
     """
     margin = check_real("margin", margin, low=0.0, low_inclusive=False)
     x, y = _inputs(embeddings, labels)
@@ -97,6 +121,8 @@ def _pairs(x: torch.Tensor, y: torch.Tensor, m: torch.Tensor, margin: float) -> 
         ids = members.tolist()
         k = len(ids)
         merged = np.zeros((k, k), dtype=bool)
+        res_of = {g: resid[mode_inv == g] for g in ids}
+        own = {g: _cross(res_of[g], res_of[g]) / max(len(res_of[g]) - 1, 1) ** 2 for g in ids}
         for a in range(k):
             for b in range(a + 1, k):
                 i, j = ids[a], ids[b]
@@ -106,10 +132,16 @@ def _pairs(x: torch.Tensor, y: torch.Tensor, m: torch.Tensor, margin: float) -> 
                 corrected = float(np.sqrt(max(d2, 0.0)))
                 if dist > 0:
                     u = diff / dist
-                    spreads = [_projected_spread(resid[mode_inv == g] @ u) for g in (i, j)]
+                    spreads = [_projected_spread(res_of[g] @ u) for g in (i, j)]
                 else:
                     spreads = [0.0, 0.0]
-                threshold = max(margin / 2.0, spreads[0] + spreads[1])
+                ni, nj = float(counts[i]), float(counts[j])
+                tr_a = float(var[i] / ni + var[j] / nj)
+                tr_a2 = own[i] / ni**2 + own[j] / nj**2
+                if ni > 1 and nj > 1:
+                    tr_a2 += 2 * _cross(res_of[i], res_of[j]) / ((ni - 1) * (nj - 1) * ni * nj)
+                noise_floor = _noise_floor(tr_a, tr_a2)
+                threshold = max(margin / 2.0, noise_floor)
                 merged[a, b] = merged[b, a] = corrected < threshold
                 pairs.append(
                     {
@@ -118,8 +150,10 @@ def _pairs(x: torch.Tensor, y: torch.Tensor, m: torch.Tensor, margin: float) -> 
                         "distance": dist,
                         "corrected_distance": corrected,
                         "spread": tuple(spreads),
+                        "noise_floor": noise_floor,
                         "threshold": threshold,
                         "merged": bool(merged[a, b]),
+                        "overlapping": corrected < spreads[0] + spreads[1],
                     }
                 )
         distinct = int(connected_components(merged, directed=False)[0])
@@ -128,6 +162,24 @@ def _pairs(x: torch.Tensor, y: torch.Tensor, m: torch.Tensor, margin: float) -> 
             {"class": int(mode_cls[ids[0]]), "modes": k, "distinct": distinct, "separation": float(np.mean(seps))}
         )
     return pairs, classes
+
+
+def _noise_floor(tr_a: float, tr_a2: float) -> float:
+    """The largest corrected distance sampling noise alone gives with probability ``1 - NOISE_P`` (see the
+    module docstring): :math:`\\sqrt{\\max(0,\\ g\\,\\chi^2_{h,1-p} - \\operatorname{tr}A)}`, with
+    :math:`g = \\operatorname{tr}A^2/\\operatorname{tr}A`, :math:`h = (\\operatorname{tr}A)^2/\\operatorname{tr}A^2`."""
+    if tr_a <= 0 or tr_a2 <= 0:
+        return 0.0
+    g, h = tr_a2 / tr_a, tr_a**2 / tr_a2
+    return float(np.sqrt(max(g * chi2.ppf(1.0 - NOISE_P, h) - tr_a, 0.0)))
+
+
+def _cross(ri: torch.Tensor, rj: torch.Tensor) -> float:
+    """:math:`\\lVert R_i R_j^\\top\\rVert_F^2 = \\operatorname{tr}(R_i^\\top R_i R_j^\\top R_j)`,
+    by whichever product is smaller."""
+    if ri.shape[0] * rj.shape[0] <= ri.shape[1] ** 2:
+        return float((ri @ rj.T).pow(2).sum())
+    return float(((ri.T @ ri) * (rj.T @ rj)).sum())
 
 
 def _projected_spread(proj: torch.Tensor) -> float:
@@ -207,6 +259,10 @@ def instrument_report(
     k = np.array([c["modes"] for c in classes])
     distinct = np.array([c["distinct"] for c in classes])
     radius = float(torch.sqrt(((x - x.mean(0)) ** 2).sum(1).mean()))
+    cls_dev = x - mu[cls_inv.to(x.device)]
+    cls_n = torch.bincount(cls_inv.to(x.device), minlength=n_cls).to(x.dtype)
+    cls_ss = torch.zeros(n_cls, dtype=x.dtype, device=x.device).index_add_(0, cls_inv.to(x.device), (cls_dev**2).sum(1))
+    class_radius = torch.sqrt(cls_ss / cls_n).cpu().numpy()
     out = {
         "margin": margin,
         "resolution": res,
@@ -215,6 +271,7 @@ def instrument_report(
         "loss_over_margin": float("nan") if loss is None else loss / margin,
         "class_spacing": float(spacing.mean()),
         "class_spacing_over_margin": float(spacing.mean()) / margin,
+        "class_radius_over_margin": float(class_radius.mean()) / margin,
         "submode_separation": float(sep.mean()),
         "submode_separation_over_margin": float(sep.mean()) / margin,
         "submode_separation_over_spacing": float(np.mean(sep / rho)) if (rho >= res).all() else float("nan"),
@@ -227,6 +284,8 @@ def instrument_report(
         "classes_partial": float(((distinct > 1) & (distinct < k)).sum()),
         "classes_kept": float((distinct == k).sum()),
         "pairs_merged": float(sum(p["merged"] for p in pairs)),
+        "pairs_overlapping": float(sum(p["overlapping"] for p in pairs)),
+        "overlap_fraction": float(np.mean([p["overlapping"] for p in pairs])),
         "pairs": float(len(pairs)),
     }
     xr, order = resolve(x, res, random_state=random_state)

@@ -13,8 +13,9 @@ States, checked in this order:
 3. ``modes kept``: no mode pair of any class is merged.
 4. ``partly collapsed``: anything in between, stated as *n of* :math:`\sum_c (K_c-1)` *merges*.
 
-No threshold here is a distance: merging is judged against :math:`\max(\alpha/2, \sigma_k+\sigma_{k'})` (margin
-and spreads) in the report, and class structure against a permutation null of the same embedding.
+No threshold here is a fixed distance: merging is judged against the loss's own resolution :math:`\alpha/2` in the
+report (overlap of the sample clouds is reported there but is not a merge), and class structure against a
+permutation null of the same embedding.
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ class SimRun(Run):
     """
 
     KIND = "sim"
-    SCHEMA = 2  # 2: the instrument (collapse.metrics.instrument_report) and its verdict per seed
+    SCHEMA = 3  # 2: the instrument and its verdict per seed; 3: merges at half the margin or the noise floor
 
     config: SimConfig = SimConfig()
     loss: str = "triplet"

@@ -112,18 +112,50 @@ def test_sampling_noise_alone_reads_as_merged():
     assert np.mean([p["corrected_distance"] for p in pairs]) < 0.5 * np.mean([p["distance"] for p in pairs])
 
 
-def test_merge_threshold_uses_margin_and_spread():
+def test_merge_threshold_is_half_the_margin_and_overlap_is_only_reported():
     rng = np.random.default_rng(7)
     # Two tight modes 0.15 apart: beyond half a margin (0.1) -> apart.
     pts = np.zeros((2, 2, 8))
     pts[0, 1, 0], pts[1] = 0.15, 3.0
     pts[1, 1, 1] += 0.15
-    x, y, m = tied(pts)
+    x, y, m = tied(pts, n=200)
     assert not any(p["merged"] for p in mode_pairs(x, y, m, margin=MARGIN))
     assert all(p["merged"] for p in mode_pairs(x, y, m, margin=0.4))  # now within half the margin (0.2)
-    # Same centroids, spread 0.2 along the axis: within each other's spread -> merged.
+    # Same centroids, spread 0.2 per coordinate: the clouds overlap, but the centroids are resolved (200 samples
+    # per mode) and 0.15 apart, so the pair is overlapping, not merged.
     x2 = x + rng.standard_normal(x.shape) * 0.2
-    assert all(p["merged"] for p in mode_pairs(x2, y, m, margin=MARGIN))
+    pairs = mode_pairs(x2, y, m, margin=MARGIN)
+    assert all(p["overlapping"] and not p["merged"] for p in pairs)
+    assert all(p["noise_floor"] < MARGIN / 2 for p in pairs)
+
+
+@pytest.mark.parametrize("rank", [1, 2, 8])
+@pytest.mark.parametrize("n", [5, 20, 200])
+def test_noise_floor_holds_its_false_resolution_rate(rank, n):
+    """Random splits of one cloud (spread in ``rank`` directions, wide against the margin) into two 'modes':
+    at most a few of 400 pairs may read as resolved, whatever the sample size and shape."""
+    rng = np.random.default_rng(rank * 1000 + n)
+    apart = 0
+    for _ in range(400):
+        x = np.zeros((2 * n, 8))
+        x[:, :rank] = rng.standard_normal((2 * n, rank)) * 0.5
+        x = np.concatenate([x, x + 10.0])
+        y = np.repeat([0, 1], 2 * n)
+        m = np.tile(np.repeat([0, 1], n), 2)
+        apart += sum(not p["merged"] for p in mode_pairs(x, y, m, margin=MARGIN)[:1])
+    assert apart <= 8  # NOISE_P = 0.001 per pair; the chi-square approximation is loose at rank 1, n = 5
+
+
+def test_noise_floor_does_not_hide_resolved_modes():
+    """Two modes 2 margins apart, 20 samples each of spread 0.1: the floor is below the gap, so they stay apart."""
+    rng = np.random.default_rng(8)
+    centres = np.array([[0.0, 0.0], [0.4, 0.0], [5.0, 0.0], [5.0, 0.4]])
+    x = np.repeat(centres, 20, axis=0) + rng.standard_normal((80, 2)) * 0.1
+    y = np.repeat([0, 0, 1, 1], 20)
+    m = np.repeat([0, 1, 0, 1], 20)
+    pairs = mode_pairs(x, y, m, margin=MARGIN)
+    assert not any(p["merged"] for p in pairs)
+    assert all(p["noise_floor"] < p["corrected_distance"] for p in pairs)
 
 
 def test_report_is_invariant_to_rotation_and_translation():
