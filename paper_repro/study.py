@@ -293,7 +293,7 @@ class StudyBlock(StoredRun):
     """
 
     KIND = "real-study-block"
-    SCHEMA = 1
+    SCHEMA = 2  # 2: the instrument's merge rule with the sampling noise floor (collapse.metrics.instrument)
 
     plan: StudyPlan = field(default_factory=StudyPlan)
     floor: bool = False
