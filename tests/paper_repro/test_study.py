@@ -101,37 +101,20 @@ def test_judge_sees_merged_sub_classes():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="measured 2026-12-02 (2000 steps, seed 0): the instrument judges BOTH probes collapsed (7 of 7 merges at "
-    "half the margin; clean loss 0.214, noisy 0.2005) while the fine linear probe stays 0.83-0.84 in both; the "
-    "acceptance criterion of issue 12 is not met yet",
-)
 def test_acceptance_probe(tmp_path):
     """The issue's probe (CNN, noise 0.3, random positives, all negatives, M = 18, 2000 steps) is judged collapsed
-    by the instrument and the clean run is not (hours on a shared 2-core CPU)."""
-    from paper_repro.study_probe import run_probe
+    by the instrument and the clean run is not, and the controls on the clean run hold (about 20 min of CPU;
+    measured 2026-12-02: clean "partly 3/7", class radius 1.04 margins; noisy "collapsed", 0.32 margins)."""
+    from paper_repro.study_probe import judge_probe, run_probe
 
     root = Path("data")
     if not (root / "fashion-mnist").is_dir():
         pytest.skip("needs Fashion-MNIST under data/ (python -m paper_repro.datasets.fetch)")
-    res = run_probe(tmp_path / "probe", steps=2000, root=str(root), progress=False)
-    z = np.load(res["embeddings"])
-    verdicts = {}
-    for name in ("clean-random", "noisy-random"):
-        j = judge_embeddings(
-            z[f"{name}_train"],
-            z["train_labels"],
-            z["train_fine"],
-            z[f"{name}_test"],
-            z["test_labels"],
-            z["test_fine"],
-            margin=0.2,
-            loss=float(z[f"{name}_final_loss"]),
-        )
-        verdicts[name] = j["verdict"]
-    assert verdicts["noisy-random"] == "collapsed"
-    assert verdicts["clean-random"] != "collapsed"
+    run_probe(tmp_path / "probe", steps=2000, root=str(root), progress=False)
+    rows = judge_probe(tmp_path / "probe")
+    assert rows[1]["verdict"] == "collapsed"
+    assert rows[0]["verdict"] != "collapsed"
+    assert all(r["held"] for r in rows), [(r["row"], r["verdict"]) for r in rows]
 
 
 def test_study_resumes_from_the_store_and_recomputes_only_missing_blocks(tmp_path):
