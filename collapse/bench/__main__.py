@@ -12,7 +12,9 @@ Exit status: 0 when every correctness check passed, 1 when one failed (each fail
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -23,7 +25,9 @@ from collapse.bench.loss_cases import LOSS_CASES
 from collapse.bench.report import (
     END,
     START,
+    combine_runs,
     format_table,
+    include_results,
     markdown_section,
     rewrite_readme,
     target_verdicts,
@@ -73,6 +77,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=None, help="timed calls per side and row (at most)")
     p.add_argument("--budget", type=float, default=None, help="seconds of timed calls per side and row (at most)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    p.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="run the whole benchmark this many times and report per row the median over the runs (times and the "
+        "in-run ratio, each run's ratio shown) and the highest peak memory; a check fails if it failed in any run",
+    )
+    p.add_argument(
+        "--from",
+        dest="from_json",
+        default=None,
+        metavar="PATH",
+        help="run nothing: rebuild the table, targets, files and README section from the bench.json of an earlier run "
+        "(with --include, joined to those rows); the options that choose what to run are then ignored",
+    )
+    p.add_argument(
+        "--include",
+        default=None,
+        metavar="PATHS",
+        help="comma-separated bench.json files of earlier runs (e.g. evaluation at N = 100k, too slow to repeat in "
+        "every run) whose rows join this run's table and README section, combined over the files as runs are and "
+        "marked with their command and load",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -107,7 +134,7 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> BenchConfig:
         "budget": None if args.budget is None else check_real("--budget", args.budget, low=0.0, low_inclusive=False),
         "compile": args.compile,
         "seed": check_int("--seed", args.seed, low=0),
-        "command": "python -m collapse.bench " + " ".join(argv),
+        "command": "python -m collapse.bench " + shlex.join(argv),
     }
     if args.quick:
         return BenchConfig.quick_defaults(**kw)
@@ -127,6 +154,18 @@ def _warn_if_busy() -> None:
         )
 
 
+def _read_bench_json(flag: str, path: str) -> dict:
+    """The parsed bench.json of an earlier run, or a one-line ValueError naming ``flag``."""
+    try:
+        data = json.loads(Path(path).read_text())
+        ok = isinstance(data["rows"], list) and isinstance(data["config"], dict) and isinstance(data["machine"], dict)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{flag} {path}: not the bench.json of an earlier run ({type(exc).__name__})") from None
+    if not ok:
+        raise ValueError(f"{flag} {path}: not the bench.json of an earlier run (no rows, config or machine)")
+    return data
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
@@ -137,11 +176,21 @@ def main(argv: list[str] | None = None) -> int:
         check_writable_dir(args.out, what="--out")
         if args.readme is not None:
             check_marked_file(args.readme, (START, END), flag="--readme")
+        runs = check_int("--runs", args.runs, low=1)
+        includes = [] if args.include is None else parse_list("--include", args.include)
+        earlier = None if args.from_json is None else _read_bench_json("--from", args.from_json)
+        for path in includes:
+            _read_bench_json("--include", path)
     except (ValueError, TypeError) as exc:
         parser.fail(exc)
-    _warn_if_busy()
-    result = run_benchmark(config, progress=not args.no_progress)
-    result["targets"] = target_verdicts(result["rows"], torch.device(config.device).type)
+    if earlier is not None:
+        result = {k: v for k, v in earlier.items() if k != "targets"}
+    else:
+        _warn_if_busy()
+        result = combine_runs([run_benchmark(config, progress=not args.no_progress) for _ in range(runs)])
+    if includes:
+        result = include_results(result, includes)
+    result["targets"] = target_verdicts(result["rows"], torch.device(result["config"]["device"]).type)
     print(format_table(result["rows"]))
     for r in result["rows"]:
         if r.get("note"):

@@ -54,16 +54,19 @@ def time_pair(
     repeats: int = 5,
     warmup: int = 2,
     rounds: int = 2,
+    cpu: list | None = None,
 ) -> tuple[float | None, float | None]:
     """Median seconds of ``fn_a`` and ``fn_b`` (either may be ``None``).
 
     The calls run in ``rounds`` alternating blocks (a's block, b's block, a's, ...), each block ``warmup`` untimed
     then its share of ``repeats`` timed calls: within a block a side runs in its own steady state (caches and
     allocator as a training loop would leave them), and alternating the blocks spreads a change of background load
-    over both sides.
+    over both sides. ``cpu``: a list to which the medians of the process's CPU time per call (``time.process_time``:
+    every thread of this process, not the time other processes hold the cores) of ``fn_a`` and ``fn_b`` are appended.
     """
     fns = [f for f in (fn_a, fn_b) if f is not None]
     times: dict[int, list[float]] = {id(f): [] for f in fns}
+    cpu_times: dict[int, list[float]] = {id(f): [] for f in fns}
     rounds = max(1, min(rounds, repeats))
     for r in range(rounds):
         share = repeats // rounds + (1 if r < repeats % rounds else 0)
@@ -72,10 +75,13 @@ def time_pair(
                 f()
             for _ in range(share):
                 synchronize(device)
-                start = time.perf_counter()
+                start, cpu_start = time.perf_counter(), time.process_time()
                 f()
                 synchronize(device)
                 times[id(f)].append(time.perf_counter() - start)
+                cpu_times[id(f)].append(time.process_time() - cpu_start)
+    if cpu is not None:
+        cpu.extend(None if f is None else statistics.median(cpu_times[id(f)]) for f in (fn_a, fn_b))
     return tuple(None if f is None else statistics.median(times[id(f)]) for f in (fn_a, fn_b))
 
 

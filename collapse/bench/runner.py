@@ -16,6 +16,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 
 import torch
 from tqdm.auto import tqdm
@@ -76,6 +77,7 @@ class BenchConfig:
 @dataclass
 class _Side:
     ms: float | None = None
+    cpu_ms: float | None = None
     repeats: int = 0
     peak_mb: float | None = None
     rise_mb: float | None = None
@@ -88,6 +90,7 @@ def run_benchmark(config: BenchConfig, *, progress: bool = True, log: Callable[[
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     start = time.perf_counter()
+    started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     machine = machine_info(device)
     rows: list[dict] = []
     failures: list[str] = []
@@ -124,6 +127,7 @@ def run_benchmark(config: BenchConfig, *, progress: bool = True, log: Callable[[
         "rows": rows,
         "sweep": sweep,
         "failures": failures,
+        "started_utc": started,
         "elapsed_s": time.perf_counter() - start,
     }
 
@@ -167,7 +171,8 @@ def _loss_row(config: BenchConfig, name: str, batch: int, device: torch.device, 
         # The reference row compares PML's own recipe with our EPS multi-similarity row of the same size.
         twin = next((r for r in done if r["case"] == "multisimilarity EPS/all" and r["size"] == batch), None)
         if twin is not None:
-            sides[0] = _Side(twin["ours_ms"], twin["repeats_ours"], twin["ours_peak_mb"], twin["ours_rise_mb"])
+            sides[0] = _Side(twin["ours_ms"], twin.get("ours_cpu_ms"), twin["repeats_ours"], twin["ours_peak_mb"],
+                             twin["ours_rise_mb"])
         check = Check("reference", True, "timing only: PML's MultiSimilarityMiner selects differently")
     elif skip and case.check_runs_pml_miner:
         check = Check("not run", True, "PML too slow at this size")
@@ -271,16 +276,19 @@ def _measure(config: BenchConfig, device: torch.device, fn_a, fn_b) -> list[_Sid
         # The probe's time is the call's own: the memory bookkeeping around it (gc, malloc_trim, resetting the
         # kernel's high-water mark) can take seconds on a loaded machine and must not count as the step.
         seconds: list[float] = []
+        cpu_seconds: list[float] = []
 
-        def timed(fn=fn, seconds=seconds) -> None:
+        def timed(fn=fn, seconds=seconds, cpu_seconds=cpu_seconds) -> None:
             synchronize(device)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             fn()
             synchronize(device)
             seconds.append(time.perf_counter() - t0)
+            cpu_seconds.append(time.process_time() - c0)
 
         peak = peak_memory(timed, device=device)
         probe.append(seconds[0])
+        side.cpu_ms = 1000 * cpu_seconds[0]
         side.peak_mb, side.rise_mb = peak.peak_mb, peak.rise_mb
     slowest = max(probe)
     if slowest > config.budget:
@@ -290,16 +298,18 @@ def _measure(config: BenchConfig, device: torch.device, fn_a, fn_b) -> list[_Sid
         return sides
     repeats = max(1, min(config.repeats, int(config.budget / max(slowest, 1e-9))))
     warmup = config.warmup if slowest * (2 * config.warmup + repeats) <= 2 * config.budget else 0
-    t_a, t_b = time_pair(fn_a, fn_b, device=device, repeats=repeats, warmup=warmup)
-    for side, t in zip(sides, (t_a, t_b)):
+    cpu: list[float | None] = []
+    t_a, t_b = time_pair(fn_a, fn_b, device=device, repeats=repeats, warmup=warmup, cpu=cpu)
+    for side, t, c in zip(sides, (t_a, t_b), cpu):
         if t is not None:
-            side.ms, side.repeats = 1000 * t, repeats
+            side.ms, side.cpu_ms, side.repeats = 1000 * t, 1000 * c, repeats
     return sides
 
 
 def _row(section: str, name: str, size: int, device: torch.device, sides: list[_Side], check: Check, **extra) -> dict:
     ours, pml = sides
     ratio = pml.ms / ours.ms if (ours.ms and pml.ms) else None
+    cpu_ratio = pml.cpu_ms / ours.cpu_ms if (ours.cpu_ms and pml.cpu_ms and pml.ms) else None
     return {
         "section": section,
         "case": name,
@@ -308,6 +318,9 @@ def _row(section: str, name: str, size: int, device: torch.device, sides: list[_
         "ours_ms": ours.ms,
         "pml_ms": pml.ms,
         "ratio": ratio,
+        "ours_cpu_ms": ours.cpu_ms,
+        "pml_cpu_ms": pml.cpu_ms if pml.ms else None,
+        "cpu_ratio": cpu_ratio,
         "ours_peak_mb": ours.peak_mb,
         "ours_rise_mb": ours.rise_mb,
         "pml_peak_mb": pml.peak_mb,

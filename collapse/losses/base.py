@@ -101,8 +101,10 @@ class PairDistances:
         n_groups, batch, dim = self.prepared.shape
         rows = n_groups * batch
         anchor = torch.arange(rows, device=self.prepared.device)
-        offset = torch.arange(0, rows, batch, device=self.prepared.device).unsqueeze(-1) if n_groups > 1 else 0
-        j = torch.cat([(idx + offset).reshape(-1) for idx in index]) if len(index) > 1 else (index[0] + offset)
+        if n_groups > 1:
+            offset = torch.arange(0, rows, batch, device=self.prepared.device).unsqueeze(-1)
+            index = tuple(idx + offset for idx in index)
+        j = torch.cat([idx.reshape(-1) for idx in index]) if len(index) > 1 else index[0]
         values = pair_distance(
             self.prepared.reshape(rows, dim), anchor.repeat(len(index)), j.reshape(-1), self.distance.pair_kind
         )
@@ -338,7 +340,8 @@ class MetricLoss(nn.Module):
         if dist.requires_grad and not per_group.requires_grad:
             # No tuple was selected: a zero multiple keeps the graph connected, so backward() still works.
             per_group = per_group + 0.0 * dist.sum()
-        per_group = per_group + self.regularizer(tuples, labels, per_group)
+        if type(self).regularizer is not MetricLoss.regularizer:  # the base one adds zeros: two ops saved per step
+            per_group = per_group + self.regularizer(tuples, labels, per_group)
         return LossOutput(loss=per_group.sum(), per_group=per_group, terms=terms, tuples=tuples)
 
     def compute_terms(self, dist: torch.Tensor, tuples: Tuples, labels: torch.Tensor) -> dict[str, Terms]:

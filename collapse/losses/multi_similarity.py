@@ -51,11 +51,20 @@ class MultiSimilarityLoss(MetricLoss):
         return True  # the negative half reads whole rows whatever the negative rule
 
     def negative_half(
-        self, rows: torch.Tensor, mask: torch.Tensor | None, bias: torch.Tensor | None = None
-    ) -> torch.Tensor:
+        self,
+        rows: torch.Tensor,
+        mask: torch.Tensor | None,
+        exclude: torch.Tensor | None = None,
+        pick: torch.Tensor | None = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         r""":math:`\frac1\beta \log(1 + \sum_{n: m_n} e^{\beta(S_{an} - \lambda)})` per row (negatives given by a
-        boolean ``mask`` or an additive ``bias``, see :func:`~collapse._fastgrad.log1p_sum_exp`)."""
-        return log1p_sum_exp(rows, mask, self.beta, self.base, bias=bias) / self.beta
+        boolean ``mask``, or as every column except the indices ``exclude``, see
+        :func:`~collapse._fastgrad.log1p_sum_exp`). With ``pick`` (one column per row, the positive) also returns
+        those entries of ``rows``, read in the same autograd operation."""
+        out = log1p_sum_exp(rows, mask, self.beta, self.base, exclude=exclude, pick=pick)
+        if pick is None:
+            return out / self.beta
+        return out[0] / self.beta, out[1]
 
     def positive_half(self, s_ap: torch.Tensor) -> torch.Tensor:
         r""":math:`\frac1\alpha \log(1 + e^{-\alpha(S_{ap} - \lambda)})` of one positive per anchor (softplus)."""
@@ -85,13 +94,18 @@ class MultiSimilarityLoss(MetricLoss):
 
     def anchor_terms(self, sim: torch.Tensor, selection: AnchorSelection, labels: torch.Tensor) -> dict[str, Terms]:
         s = selection
-        (s_ap,) = anchor_values(sim, s.positive)
         if s.per_pair:
             # One negative per anchor: the sum has the single term of the selected negative.
-            (s_an,) = anchor_values(sim, s.negative)
+            s_ap, s_an = anchor_values(sim, s.positive, s.negative)
             negative = F.softplus(self.beta * (s_an - self.base)) / self.beta
             kept = s.kept
         else:
-            negative, kept = self.negative_half(sim, None, s.negative_bias(sim.dtype)), s.has_positive
+            # The negatives are every sample outside the anchor's label: with the label's members listed (the
+            # eager CPU selection lists them), those columns are excluded by index; else by the dense label mask.
+            # S_ap is read by the same operation, so that its gradient joins the one dense gradient of S.
+            members = s.same_label_members
+            mask = s.negative_mask if members is None else None
+            negative, s_ap = self.negative_half(sim, mask, members, pick=s.positive)
+            kept = s.has_positive
         losses = negative + self.positive_half(s_ap)
         return {"loss": Terms(losses, s.group_index, (s.anchor_index,), "anchor", mask=kept)}

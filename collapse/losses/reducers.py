@@ -53,9 +53,12 @@ class Reducer:
     name = "reducer"
 
     def __call__(self, terms: dict[str, Terms], n_groups: int, like: torch.Tensor) -> torch.Tensor:
-        out = torch.zeros(n_groups, dtype=like.dtype, device=like.device)
-        for t in terms.values():
-            out = out + self.reduce_one(t, n_groups).to(like.dtype)
+        parts = [self.reduce_one(t, n_groups).to(like.dtype) for t in terms.values()]
+        if not parts:
+            return torch.zeros(n_groups, dtype=like.dtype, device=like.device)
+        out = parts[0]
+        for part in parts[1:]:
+            out = out + part
         return out
 
     def reduce_one(self, terms: Terms, n_groups: int) -> torch.Tensor:
@@ -87,6 +90,12 @@ class AvgNonZeroReducer(Reducer):
     name = "avg_nonzero"
 
     def reduce_one(self, terms, n_groups):
+        if terms.mask is not None:
+            # Fixed shape: the counted values once (placeholders to 0); their positive entries are exactly the
+            # counted non-zero terms, so the sum and the count come from one masked tensor.
+            kept = torch.where(terms.mask, terms.losses, 0.0).reshape(n_groups, -1)
+            count = (kept.detach() > 0).sum(-1).to(kept.dtype)
+            return _safe_divide(kept.sum(-1), count)
         nonzero = _counted(terms, terms.losses > 0).to(terms.losses.dtype)
         count = group_total(terms, nonzero, n_groups).detach()
         return _safe_divide(group_total(terms, terms.losses, n_groups), count)

@@ -82,7 +82,7 @@ def fused_negatives_apply(dist: torch.Tensor, rule: str) -> bool:
         return True
     lo, hi = torch.aminmax(dist)
     bound = _big(dist.dtype) / 4
-    return bool((hi < bound) & (lo > -bound))
+    return float(hi) < bound and float(lo) > -bound  # False for NaN
 
 
 def fused_negatives(

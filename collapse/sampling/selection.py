@@ -36,8 +36,8 @@ class AnchorSelection:
     ``negative``/``has_negative``: its negative and whether it has one, for per-pair negative rules; both ``None``
     for the ``all`` rule, whose candidates are :attr:`negative_mask` ``(G, B, B)`` (different label).
     ``labels``: the batch's labels (for the masks and the counts of :meth:`to_tuples`). ``same_label_members``:
-    optionally, ``(G, B, M)`` indices covering each anchor's label (any padding repeats a member), from which
-    :meth:`negative_bias` is a scatter of ``B M`` entries instead of a ``(G, B, B)`` comparison.
+    optionally, ``(G, B, M)`` indices covering each anchor's label (any padding repeats a member), so that a loss
+    can exclude them from an anchor's row by a scatter of ``B M`` entries instead of a ``(G, B, B)`` comparison.
     """
 
     positive: torch.Tensor
@@ -51,18 +51,6 @@ class AnchorSelection:
     def negative_mask(self) -> torch.Tensor:
         """``(G, B, B)``: True where the labels differ (the candidates of the ``all`` rule)."""
         return self.labels.unsqueeze(-1) != self.labels.unsqueeze(-2)
-
-    def negative_bias(self, dtype: torch.dtype) -> torch.Tensor:
-        """``(G, B, B)`` additive mask: 0 where the labels differ, ``-inf`` where they agree (the anchor included).
-
-        Adding it before an exponential masks as :attr:`negative_mask` does, with float arithmetic only (on a CPU a
-        boolean ``masked_fill`` of a large matrix costs many float passes)."""
-        n_groups, batch = self.labels.shape
-        if self.same_label_members is None:
-            zero = torch.zeros((), dtype=dtype, device=self.labels.device)
-            return torch.where(self.negative_mask, zero, float("-inf"))
-        bias = torch.zeros(n_groups, batch, batch, dtype=dtype, device=self.labels.device)
-        return bias.scatter_(-1, self.same_label_members, float("-inf"))
 
     @property
     def n_groups(self) -> int:

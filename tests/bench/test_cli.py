@@ -17,7 +17,7 @@ TINY = ["--batch-sizes", "16", "--eval-sizes", "200", "--nmi-sizes", "", "--repe
 
 @pytest.mark.slow
 def test_tiny_run_writes_files_and_passes(tmp_path, capsys):
-    (tmp_path / "R.md").write_text("# R\n\n<!-- bench:start -->\nold\n<!-- bench:end -->\n")
+    (tmp_path / "R.md").write_text("# R\n\n<!-- bench:start -->\nOLD-SECTION\n<!-- bench:end -->\n")
     code = cli.main([*TINY, "--sections", "loss,eval", "--out", str(tmp_path), "--readme", str(tmp_path / "R.md")])
     out = capsys.readouterr().out
     assert code == 0, out
@@ -25,7 +25,8 @@ def test_tiny_run_writes_files_and_passes(tmp_path, capsys):
     assert {r["section"] for r in data["rows"]} == {"loss", "eval"}
     assert all(r["check"] in ("ok", "n/a") for r in data["rows"])
     assert "all correctness checks passed" in out and "triplet EPS/semihard" in out
-    assert "<!-- bench:start -->" in (tmp_path / "R.md").read_text() and "old" not in (tmp_path / "R.md").read_text()
+    readme = (tmp_path / "R.md").read_text()
+    assert "<!-- bench:start -->" in readme and "OLD-SECTION" not in readme
 
 
 def test_readme_must_exist_with_the_markers_and_out_must_be_writable(tmp_path, capsys):
@@ -96,6 +97,9 @@ def test_time_pair_runs_both_and_returns_medians():
     # Round 1: a warm-up and 2 timed calls per side; round 2: a warm-up and 1 timed call.
     assert "".join(calls) == "aaabbbaabb" and a >= 0 and b >= 0
     assert time_pair(None, lambda: None, repeats=1, warmup=0)[0] is None
+    cpu: list = []
+    time_pair(lambda: sum(range(10_000)), None, repeats=3, warmup=0, cpu=cpu)
+    assert len(cpu) == 2 and cpu[0] > 0 and cpu[1] is None  # the process's CPU time per call, a median
 
 
 @pytest.mark.slow
@@ -135,3 +139,44 @@ def test_probe_time_is_the_call_not_the_memory_bookkeeping(monkeypatch):
     sides = runner._measure(config, torch.device("cpu"), lambda: None, lambda: None)
     # A probe counted with the 0.3 s bookkeeping would exceed the 0.2 s budget and leave one probe-only repeat.
     assert all(s.repeats == 2 for s in sides)
+
+
+@pytest.mark.parametrize(
+    "argv,match",
+    [
+        (["--runs", "0"], "--runs"),
+        (["--include", "no/such/bench.json"], "--include no/such/bench.json: not the bench.json"),
+    ],
+)
+def test_runs_and_include_are_checked_before_any_compute(argv, match, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main([*argv, "--out", str(tmp_path)])
+    assert exc.value.code == 2 and match in capsys.readouterr().err
+
+
+def test_from_rebuilds_the_section_of_an_earlier_run_with_included_rows_and_runs_nothing(tmp_path, capsys, monkeypatch):
+    from collapse.bench import runner
+    from collapse.bench.report import write_results
+
+    monkeypatch.setattr(runner, "run_benchmark", lambda *a, **k: pytest.fail("--from must not run the benchmark"))
+    machine = {"cpu": "Test CPU", "cores": 2, "torch_threads": 1, "torch": "2.13.0", "pytorch_metric_learning": "2.9.0",
+               "load_average": [1.0, 1.0, 1.0]}
+    row = {"section": "loss", "case": "triplet EPS/semihard", "size": 512, "ours_ms": 2.0, "pml_ms": 12.0, "ratio": 6.0,
+           "check": "ok", "note": None}
+    evaluation = dict(row, section="eval", case="retrieval", size=100_000, ratio=1.1, ours_peak_mb=700.0)
+    base = {"config": {"command": "python -m collapse.bench --quick", "device": "cpu"}, "machine": machine,
+            "failures": [], "elapsed_s": 5.0}
+    write_results(tmp_path / "main", base | {"rows": [row]})
+    write_results(tmp_path / "eval", base | {"rows": [evaluation]})
+    readme = tmp_path / "R.md"
+    readme.write_text("# R\n\n<!-- bench:start -->\nOLD-SECTION\n<!-- bench:end -->\n")
+    argv = ["--from", str(tmp_path / "main" / "bench.json"), "--include", str(tmp_path / "eval" / "bench.json"),
+            "--out", str(tmp_path / "out"), "--readme", str(readme)]
+    assert cli.main(argv) == 0
+    text = readme.read_text()
+    assert "python -m collapse.bench --quick" in text and "| retrieval * | 100000 |" in text
+    assert "OLD-SECTION" not in text
+    assert "evaluation at N=100k: no slower than PML | met" in text
+    assert cli.main(argv) == 0 and readme.read_text() == text  # idempotent: the inclusion is not listed twice
+    data = json.loads((tmp_path / "out" / "bench.json").read_text())
+    assert len(data["rows"]) == 2 and len(data["included"]) == 1

@@ -106,3 +106,43 @@ def test_readme_without_markers_gets_one_section(tmp_path):
     text = readme.read_text()
     assert text == f"# Project\n\n## Performance\n\n{START}\ntable\n{END}\n"
     assert not rewrite_readme(readme, "table")
+
+
+def test_runs_combine_by_median_time_and_ratio_highest_peak_and_any_failure():
+    from collapse.bench.report import combine_rows, combine_runs
+
+    def run(ratio, ours, peak, check="ok"):
+        return [dict(ROWS[0], ratio=ratio, ours_ms=ours, ours_peak_mb=peak, check=check, check_detail=check)]
+
+    (row,) = combine_rows([run(4.0, 2.0, 300.0), run(6.0, 1.0, 310.0), run(5.5, 3.0, 305.0)])
+    assert row["ratio"] == 5.5 and row["ours_ms"] == 2.0 and row["ours_peak_mb"] == 310.0
+    assert row["ratio_runs"] == [4.0, 6.0, 5.5] and row["runs"] == 3 and row["check"] == "ok"
+    (row,) = combine_rows([run(6.0, 1.0, 300.0), run(6.0, 1.0, 300.0, check="FAILED")])
+    assert row["check"] == "FAILED" and row["check_detail"] == "FAILED"
+    results = [_result() | {"failures": [], "machine": _result()["machine"] | {"load_average": [float(i)] * 3}}
+               for i in range(3)]
+    combined = combine_runs(results)
+    assert combined["config"]["runs"] == 3 and combined["elapsed_s"] == 36.0
+    assert combined["machine"]["load_average_runs"] == [[0.0] * 3, [1.0] * 3, [2.0] * 3]
+    text = markdown_section(combined | {"targets": []})
+    assert "3 runs" in text and "0.0 / 0.0 / 0.0; 1.0 / 1.0 / 1.0; 2.0 / 2.0 / 2.0" in text
+    assert "| 6.0x (6.0/6.0/6.0) |" in text  # each run's in-run ratio is shown next to the median
+    assert combine_runs(results[:1]) is results[0]
+
+
+def test_included_rows_replace_this_runs_rows_and_say_where_they_come_from(tmp_path):
+    from collapse.bench.report import include_results
+
+    earlier = _result() | {"failures": [], "started_utc": "2026-12-02 01:00 UTC"}
+    paths = []
+    for i, ratio in enumerate((1.5, 2.5, 2.0)):
+        rows = [dict(ROWS[2], ratio=ratio, check="ok")]
+        write_results(tmp_path / f"run{i}", earlier | {"rows": rows})
+        paths.append(tmp_path / f"run{i}" / "bench.json")
+    now = _result() | {"failures": [], "rows": [dict(r) for r in ROWS]}
+    merged = include_results(now, paths)
+    evals = [r for r in merged["rows"] if r["section"] == "eval"]
+    assert len(evals) == 1 and evals[0]["included"] and evals[0]["ratio"] == 2.0 and evals[0]["check"] == "ok"
+    assert len(merged["rows"]) == len(ROWS) and len(merged["included"]) == 3
+    text = markdown_section(merged | {"targets": []})
+    assert "| retrieval * |" in text and f"Included from `{paths[0]}`" in text and "01:00 UTC" in text
