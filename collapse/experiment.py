@@ -27,6 +27,7 @@ __all__ = [
     "MEASURES",
     "SimConfig",
     "STATE_KEYS",
+    "VERDICT_RULE",
     "SimResult",
     "instrument_margin",
     "make_data",
@@ -38,10 +39,12 @@ __all__ = [
     "with_overrides",
 ]
 
-#: The old fixed threshold on the mean distance between the mode centroids of a class (unit sphere). No longer the
-#: verdict of a simulation (see :func:`verdict`); kept for the theory's population minimiser, whose modes are
-#: single points on the sphere, and as a reference in old result files.
+#: The old fixed threshold on the mean distance between the mode centroids of a class (unit sphere). It judges
+#: nothing any more: simulations use the instrument (:func:`verdict`), the theory's minimisers half the loss's
+#: margin (:func:`collapse.theory.minimize.collapse_resolution`). Kept as the reference of old result files.
 COLLAPSE_THRESHOLD = 0.1
+#: How a simulation's seeds are judged, as the result files of phase diagrams and sweeps record it.
+VERDICT_RULE = "collapse.metrics.collapse_verdict per seed (docs/measures.md)"
 #: ``"separation"``: :func:`collapse.metrics.mode_separation` and the instrument without its k-means measures
 #: (enough for the verdict); ``"full"``: every measure of :func:`collapse.metrics.collapse_report` and of
 #: :func:`collapse.metrics.instrument_report` (the instrument's keys win where both define one).

@@ -8,7 +8,8 @@ mode centroids of a class, see :func:`collapse.metrics.mode_separation`) on a gr
 
 for each loss and each positive rule, with the negative rule fixed (``"hard"``, as in ``collapse.simulate``). A
 run is one (configuration, loss, positive rule, seed); a cell of the diagram reports the seed mean of
-:math:`s` and the fraction of seeds with :math:`s <` :data:`~collapse.experiment.COLLAPSE_THRESHOLD`.
+:math:`s` and the fraction of seeds the collapse instrument judges collapsed
+(:func:`collapse.metrics.collapse_verdict`, at the loss's own margin; no fixed distance).
 
 Batching. Configurations of the same shapes (same K, same M, same loss and positive rule) differ only in
 :math:`\varepsilon` and the seed, so one *block* trains all of them as the G = ``len(eps_grid) * seeds``
@@ -37,13 +38,13 @@ import os
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from collapse._validation import check_choice, check_int, check_real
-from collapse.experiment import COLLAPSE_THRESHOLD, MEASURES, SimConfig, with_overrides
+from collapse.experiment import MEASURES, VERDICT_RULE, SimConfig, with_overrides
 from collapse.io import write_csv, write_json
 from collapse.losses import LOSSES
 from collapse.runs import ResultStore, SimRun, check_writable_dir, execute, hashed_stem, measure_sim_block, sim_row
@@ -57,6 +58,7 @@ __all__ = [
     "MEASURES",
     "PHASE_AXES",
     "PHASE_BASE",
+    "PhaseGrid",
     "count_runs",
     "phase_blocks",
     "phase_diagram",
@@ -108,54 +110,56 @@ def train_block(
     return [{**sim_row(r, res), "seconds": seconds, "per_seed": res["per_seed"]} for r, res in zip(runs, results)]
 
 
-def phase_blocks(
-    axis: str = "M",
-    losses: Sequence[str] = DEFAULT_LOSSES,
-    positives: Sequence[str] = ("random", "easy"),
-    *,
-    m_grid: Sequence[int] = DEFAULT_M,
-    k_grid: Sequence[int] = DEFAULT_K,
-    seeds: int = DEFAULT_SEEDS,
-    base: SimConfig = PHASE_BASE,
-) -> list[tuple[SimConfig, str, str]]:
-    """The (configuration, loss, positive rule) of every block of a diagram, in grid order (axis value outer)."""
-    check_choice("axis", axis, PHASE_AXES)
-    field = PHASE_AXES[axis]
-    values = _int_grid("m_grid", m_grid, 2) if axis == "M" else _int_grid("k_grid", k_grid, 2)
-    losses = [check_choice("losses", name, LOSSES) for name in _non_empty("losses", losses)]
-    positives = [check_choice("positives", name, POSITIVE_RULES) for name in _non_empty("positives", positives)]
-    seeds = check_int("seeds", seeds, low=1)
-    if not isinstance(base, SimConfig):
-        raise TypeError(f"base must be a SimConfig, got {type(base).__name__}")
-    return [
-        (with_overrides(base, **{field: v, "seeds": seeds}), loss, pos)
-        for v in values
-        for loss in losses
-        for pos in positives
-    ]
+@dataclass(frozen=True)
+class PhaseGrid:
+    """The grid of one diagram: every ``loss`` x ``positive`` rule at every noise level of ``eps_grid`` and every
+    value of M (``axis="M"``: ``m_grid``) or K (``axis="K"``: ``k_grid``), ``seeds`` runs per cell, on ``base``
+    (its ``noise`` and ``seeds`` replaced), with the shared ``negative`` rule (None: each loss's published one) and
+    ``measures`` (:data:`collapse.experiment.MEASURES`). :func:`phase_blocks`, :func:`phase_runs` and
+    :func:`phase_diagram` take these fields, in this order."""
+
+    axis: str = "M"
+    losses: Sequence[str] = DEFAULT_LOSSES
+    positives: Sequence[str] = ("random", "easy")
+    eps_grid: Sequence[float] = DEFAULT_EPS
+    m_grid: Sequence[int] = DEFAULT_M
+    k_grid: Sequence[int] = DEFAULT_K
+    seeds: int = DEFAULT_SEEDS
+    base: SimConfig = PHASE_BASE
+    negative: str | None = "hard"
+    measures: str = "separation"
+
+    def blocks(self) -> list[tuple[SimConfig, str, str]]:
+        """The (configuration, loss, positive rule) of every block, in grid order (axis value outer)."""
+        check_choice("axis", self.axis, PHASE_AXES)
+        field = PHASE_AXES[self.axis]
+        values = _int_grid("m_grid", self.m_grid, 2) if self.axis == "M" else _int_grid("k_grid", self.k_grid, 2)
+        losses = [check_choice("losses", name, LOSSES) for name in _non_empty("losses", self.losses)]
+        positives = [check_choice("positives", n, POSITIVE_RULES) for n in _non_empty("positives", self.positives)]
+        seeds = check_int("seeds", self.seeds, low=1)
+        if not isinstance(self.base, SimConfig):
+            raise TypeError(f"base must be a SimConfig, got {type(self.base).__name__}")
+        return [(with_overrides(self.base, **{field: v, "seeds": seeds}), loss, pos)
+                for v in values for loss in losses for pos in positives]
+
+    def runs(self) -> list[SimRun]:
+        """The runs of the diagram, one per cell, in row order (axis value, loss, positive rule, noise level)."""
+        eps = _real_grid("eps_grid", self.eps_grid)
+        if self.negative is not None:
+            check_choice("negative", self.negative, NEGATIVE_RULES)
+        check_choice("measures", self.measures, MEASURES)
+        return [SimRun(replace(cfg, noise=e), loss, pos, self.negative, block_noise=eps, measures=self.measures)
+                for cfg, loss, pos in self.blocks() for e in eps]
 
 
-def phase_runs(
-    axis: str = "M",
-    losses: Sequence[str] = DEFAULT_LOSSES,
-    positives: Sequence[str] = ("random", "easy"),
-    eps_grid: Sequence[float] = DEFAULT_EPS,
-    m_grid: Sequence[int] = DEFAULT_M,
-    k_grid: Sequence[int] = DEFAULT_K,
-    seeds: int = DEFAULT_SEEDS,
-    base: SimConfig = PHASE_BASE,
-    *,
-    negative: str | None = "hard",
-    measures: str = "separation",
-) -> list[SimRun]:
-    """The runs of a diagram, one per cell, in row order (axis value, loss, positive rule, noise level)."""
-    eps = _real_grid("eps_grid", eps_grid)
-    blocks = phase_blocks(axis, losses, positives, m_grid=m_grid, k_grid=k_grid, seeds=seeds, base=base)
-    if negative is not None:
-        check_choice("negative", negative, NEGATIVE_RULES)
-    check_choice("measures", measures, MEASURES)
-    return [SimRun(replace(cfg, noise=e), loss, pos, negative, block_noise=eps, measures=measures)
-            for cfg, loss, pos in blocks for e in eps]
+def phase_blocks(*grid, **fields) -> list[tuple[SimConfig, str, str]]:
+    """:meth:`PhaseGrid.blocks` of ``PhaseGrid(*grid, **fields)``."""
+    return PhaseGrid(*grid, **fields).blocks()
+
+
+def phase_runs(*grid, **fields) -> list[SimRun]:
+    """:meth:`PhaseGrid.runs` of ``PhaseGrid(*grid, **fields)``."""
+    return PhaseGrid(*grid, **fields).runs()
 
 
 @contextlib.contextmanager
@@ -169,28 +173,20 @@ def temporary_store(store: str | Path | ResultStore | None) -> Iterator[ResultSt
 
 
 def phase_diagram(
-    axis: str = "M",
-    losses: Sequence[str] = DEFAULT_LOSSES,
-    positives: Sequence[str] = ("random", "easy"),
-    eps_grid: Sequence[float] = DEFAULT_EPS,
-    m_grid: Sequence[int] = DEFAULT_M,
-    k_grid: Sequence[int] = DEFAULT_K,
-    seeds: int = DEFAULT_SEEDS,
-    base: SimConfig = PHASE_BASE,
-    *,
-    negative: str | None = "hard",
-    measures: str = "separation",
+    *grid,
     n_jobs: int | None = None,
     progress: bool = True,
     out: str | Path | None = None,
     store: str | Path | ResultStore | None = None,
     backend: str | None = None,
     address: str | None = None,
-) -> list[dict]:
+    **fields,) -> list[dict]:
     """Mode separation over ``eps_grid`` x ``m_grid`` (``axis="M"``) or ``eps_grid`` x ``k_grid`` (``axis="K"``).
 
     Parameters
     ----------
+    *grid, **fields
+        The fields of :class:`PhaseGrid`, positionally in its order or by name:
     axis : {"M", "K"}
         Vary the samples per class in the batch (``base.modes`` fixed) or the modes per class
         (``base.samples_per_class`` fixed).
@@ -228,8 +224,9 @@ def phase_diagram(
         varied field. The number of runs is :func:`count_runs` of it, so a caller's runs per second is
         ``count_runs(rows) / elapsed``.
     """
-    runs = phase_runs(axis, losses, positives, eps_grid, m_grid, k_grid, seeds, base, negative=negative,
-                      measures=measures)
+    spec = PhaseGrid(*grid, **fields)
+    runs = spec.runs()
+    axis, negative, measures, base = spec.axis, spec.negative, spec.measures, spec.base
     n_jobs = min(2, os.cpu_count() or 1) if n_jobs is None else check_int("n_jobs", n_jobs, low=1)
     if backend is None:
         backend = "dask" if address else ("inline" if n_jobs == 1 else "processes")
@@ -261,7 +258,7 @@ def phase_diagram(
                 "negative": negative or "default",
                 "measures": measures,
                 "base": base.to_dict(),
-                "collapse_threshold": COLLAPSE_THRESHOLD,
+                "verdict_rule": VERDICT_RULE,
                 "runs": count_runs(rows),
                 "blocks": len(runs) // len(runs[0].block_noise),
                 "seconds": seconds,

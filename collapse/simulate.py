@@ -30,7 +30,7 @@ from collapse.cli import OneLineParser, parse_list
 from collapse.data import LAYOUTS, NOISE_MODELS
 from collapse.experiment import STATE_KEYS, SimConfig, make_data
 from collapse.io import write_csv, write_json
-from collapse.losses import LOSSES
+from collapse.losses import LOSSES, ProxyLoss
 from collapse.optimize import MODELS
 from collapse.runs import DEFAULT_STORE, ResultStore, SimRun, check_writable_dir, execute, hashed_stem, sim_row
 from collapse.sampling import NEGATIVE_RULES, POSITIVE_RULES
@@ -86,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noise", type=float, default=0.1, help="label-noise level eps, in [0, 1)")
     p.add_argument("--noise-model", default="symmetric", help=f"one of {', '.join(NOISE_MODELS)}")
     p.add_argument("--resample", default="once", help="'once': a noisy data set; 'step': labels redrawn every step")
-    p.add_argument("--loss", default=DEFAULT_LOSSES, help=f"comma-separated, or 'all': {', '.join(LOSSES)}")
+    p.add_argument("--loss", default=DEFAULT_LOSSES,
+                   help=f"comma-separated, or 'all': {', '.join(LOSSES)} (proxy losses run once, with positive and "
+                   "negative 'all')")
     p.add_argument("--positive", default="random,easy", help=f"comma-separated, or 'all': {', '.join(POSITIVE_RULES)}")
     p.add_argument(
         "--negative", default="hard",
@@ -154,10 +156,30 @@ def parse_config(args: argparse.Namespace) -> tuple[SimConfig, list[str], list[s
     return config, losses, positives, negative
 
 
+def is_proxy(loss: str) -> bool:
+    """Whether the loss compares samples with class proxies (so it takes no positive or negative rule)."""
+    return issubclass(LOSSES[loss][0], ProxyLoss)
+
+
 def simulation_runs(config: SimConfig, losses: Sequence[str], positives: Sequence[str],
                     negative: str | None) -> list[SimRun]:
-    """One run per (loss, positive rule), keeping the loss history and seed 0's embeddings for the JSON and PNG."""
-    return [SimRun(config, loss, pos, negative, measures="full", trace=True) for loss in losses for pos in positives]
+    """One run per (loss, positive rule), keeping the loss history and seed 0's embeddings for the JSON and PNG.
+    A proxy loss has no sampling rule to vary: it runs once, with positive and negative ``all`` (its own)."""
+    runs = []
+    for loss in losses:
+        rules = [("all", "all")] if is_proxy(loss) else [(pos, negative) for pos in positives]
+        runs += [SimRun(config, loss, pos, neg, measures="full", trace=True) for pos, neg in rules]
+    return runs
+
+
+def proxy_note(losses: Sequence[str], positives: Sequence[str], negative: str | None) -> str | None:
+    """The one-line note printed when proxy losses are given rules they do not take."""
+    proxies = [loss for loss in losses if is_proxy(loss)]
+    if not proxies or (list(positives) == ["all"] and negative in (None, "all")):
+        return None
+    return (f"note: {', '.join(proxies)} compare{'s' if len(proxies) == 1 else ''} samples with class proxies and "
+            f"take{'s' if len(proxies) == 1 else ''} no positive/negative rule: each is trained once, with positive "
+            "and negative 'all'.")
 
 
 def table_rows(runs: Sequence[SimRun], results: Sequence[dict]) -> list[dict]:
@@ -212,8 +234,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.fail(exc)
     start = time.perf_counter()
     runs = simulation_runs(config, losses, positives, negative)
-    note = ignored_input_note(config.model, argv if argv is not None else sys.argv[1:])
-    if note:
+    notes = [ignored_input_note(config.model, argv if argv is not None else sys.argv[1:]),
+             proxy_note(losses, positives, negative)]
+    for note in filter(None, notes):
         print(note, flush=True)
     if not args.quiet:
         print(

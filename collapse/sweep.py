@@ -55,7 +55,7 @@ from pathlib import Path
 
 from collapse._validation import check_choice, check_int
 from collapse.cli import OneLineParser, parse_list
-from collapse.experiment import COLLAPSE_THRESHOLD, MEASURES, SimConfig
+from collapse.experiment import MEASURES, VERDICT_RULE, SimConfig
 from collapse.io import write_csv, write_json
 from collapse.losses import LOSSES
 from collapse.phase import DEFAULT_EPS, DEFAULT_K, DEFAULT_LOSSES, DEFAULT_M, DEFAULT_SEEDS, PHASE_BASE
@@ -278,7 +278,8 @@ def run_sweep(
     paths = [
         write_csv(out / f"{stem}.csv", rows),
         write_json(out / f"{stem}.json", {"measures": sorted({r.measures for r in runs}),
-                                          "collapse_threshold": COLLAPSE_THRESHOLD, "store": str(store.root),
+                                          "verdict_rule": VERDICT_RULE,
+                                          "store": str(store.root),
                                           "configurations": len(runs), "results": records}),
     ]
     ok = sum(r["status"] == "ok" for r in rows)

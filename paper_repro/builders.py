@@ -61,10 +61,18 @@ def load_train(cfg: TrainConfig, dataset=None):
 
 
 def load_test(cfg: TrainConfig, dataset=None):
-    """The test split (or ``dataset``), reduced to ``cfg.eval_samples`` images when set (same subset for all seeds)."""
+    """The test split (or ``dataset``), reduced to ``cfg.eval_samples`` images when set (same subset for all seeds).
+
+    The subset keeps at least two images of every class and fine label that has two (so that every query has a
+    neighbour of its own label and every retrieval metric is defined); fewer ``eval_samples`` than that is refused.
+    """
     data = dataset if dataset is not None else load_split(cfg, "test")
     if cfg.eval_samples is not None:
-        data = data.subset(stratified_subset(_strata(data), cfg.eval_samples, TEST_SUBSET_SEED))
+        strata = _strata(data)
+        unit = "fine labels" if data.fine_labels is not None else "classes"
+        keep = stratified_subset(strata, cfg.eval_samples, TEST_SUBSET_SEED, min_per_class=2,
+                                 option="eval_samples (--eval-samples)", unit=unit)
+        data = data.subset(keep)
     return data
 
 
@@ -73,19 +81,30 @@ def _strata(data) -> np.ndarray:
     return data.fine_labels if data.fine_labels is not None else data.labels
 
 
-def stratified_subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """Sorted indices of about ``n`` samples, every class kept in proportion (at least one image per class).
+def stratified_subset(
+    labels: np.ndarray, n: int, seed: int, *, min_per_class: int = 1, option: str = "n", unit: str = "classes"
+) -> np.ndarray:
+    """Sorted indices of about ``n`` samples, every class kept in proportion (at least ``min_per_class`` each).
 
-    Class c of size ``n_c`` keeps ``max(1, round(n * n_c / N))`` images drawn without replacement.
+    Class c of size ``n_c`` keeps ``min(n_c, max(min_per_class, round(n * n_c / N)))`` images drawn without
+    replacement. ``n`` below ``sum_c min(n_c, min_per_class)`` cannot keep that many of each class: a one-line
+    ``ValueError`` naming ``option`` and that minimum (``unit`` names the classes in it).
     """
     labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
     if n >= labels.size:
         return np.arange(labels.size)
+    classes, sizes = np.unique(labels, return_counts=True)
+    minimum = int(np.minimum(sizes, min_per_class).sum())
+    if min_per_class > 1 and n < minimum:
+        raise ValueError(
+            f"{option} is {n}, too few to keep {min_per_class} images of each of the {classes.size} {unit}: "
+            f"give at least {minimum} (or leave it unset to use all {labels.size})"
+        )
     keep = []
-    for c in np.unique(labels):
+    for c in classes:
         members = np.flatnonzero(labels == c)
-        k = max(1, int(round(n * members.size / labels.size)))
+        k = max(min_per_class, int(round(n * members.size / labels.size)))
         keep.append(rng.choice(members, size=min(k, members.size), replace=False))
     return np.sort(np.concatenate(keep))
 

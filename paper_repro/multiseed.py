@@ -58,6 +58,7 @@ __all__ = [
     "GroupedSmallCNN",
     "MLPHead",
     "grouped_loss",
+    "grouped_step",
     "train_grouped",
     "train_heads",
 ]
@@ -75,8 +76,9 @@ def _stack(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
 class GroupedSmallCNN(nn.Module):
     """G copies of ``EmbeddingNet(SmallCNN)`` as one network: ``x (G, B, C, H, W) -> embeddings (G, B, dim)``."""
 
-    def __init__(self, models: Sequence[EmbeddingNet]) -> None:
+    def __init__(self, models: Sequence[EmbeddingNet], *, channels_last: bool = False) -> None:
         super().__init__()
+        self.channels_last = bool(channels_last)
         if not models or not all(isinstance(m, EmbeddingNet) and isinstance(m.backbone, SmallCNN) for m in models):
             raise TypeError("GroupedSmallCNN takes a non-empty list of EmbeddingNet(SmallCNN) models")
         self.G = G = len(models)
@@ -96,16 +98,41 @@ class GroupedSmallCNN(nn.Module):
                 gbn.num_batches_tracked.copy_(models[0].backbone.features[k][1].num_batches_tracked)
             blocks.append(nn.Sequential(gconv, gbn, nn.ReLU(inplace=True), nn.MaxPool2d(2, ceil_mode=True)))
         self.features = nn.Sequential(*blocks)
+        if self.channels_last:  # filters in the layout of the images, so that oneDNN keeps channels-last throughout
+            self.features.to(memory_format=torch.channels_last)
         self.head_weight = nn.Parameter(torch.stack([m.head.weight.detach().clone() for m in models]))
         self.head_bias = nn.Parameter(torch.stack([m.head.bias.detach().clone() for m in models]))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 5 or x.shape[0] != self.G:
-            raise ValueError(f"images must have shape ({self.G}, B, C, H, W), got {tuple(x.shape)}")
-        G, B = x.shape[:2]
-        h = self.features(x.transpose(0, 1).reshape(B, G * x.shape[2], *x.shape[3:]))
-        h = h.mean(dim=(-2, -1)).reshape(B, G, -1).transpose(0, 1)  # (G, B, F): the global average pool
-        z = torch.baddbmm(self.head_bias.unsqueeze(1), h, self.head_weight.transpose(1, 2))
+    def forward(self, x: torch.Tensor, runs: Sequence[int] | None = None) -> torch.Tensor:
+        """Embeddings of runs ``runs`` (default all G) for their images ``x (len(runs), B, C, H, W)``."""
+        runs = list(range(self.G)) if runs is None else list(runs)
+        if x.dim() != 5 or x.shape[0] != len(runs):
+            raise ValueError(f"images must have shape ({len(runs)}, B, C, H, W), got {tuple(x.shape)}")
+        G = self.G
+        feats = []
+        # One convolution per run on its slice of the stacked filters: oneDNN's grouped convolution
+        # (groups=G) measured 3-4x slower per run than G plain ones here (docs/real_images.md, throughput).
+        for i, g in enumerate(runs):
+            h = x[i].contiguous(memory_format=torch.channels_last) if self.channels_last else x[i]
+            for block in self.features:
+                conv, bn = block[0], block[1]
+                rows = slice(g * (conv.out_channels // G), (g + 1) * (conv.out_channels // G))
+                h = F.conv2d(h, conv.weight[rows], padding=1)
+                # Slices of the stacked running statistics are views: batch_norm updates them in place.
+                h = F.batch_norm(h, bn.running_mean[rows], bn.running_var[rows], bn.weight[rows], bn.bias[rows],
+                                 self.training, bn.momentum, bn.eps)  # fmt: skip
+                h = F.max_pool2d(F.relu(h), 2, ceil_mode=True)
+            feats.append(h.mean(dim=(-2, -1)))  # the global average pool
+        if self.training and runs[0] == 0:  # one count per step, also when the runs are split over threads
+            for block in self.features:
+                block[1].num_batches_tracked.add_(1)
+        h = torch.stack(feats)  # (len(runs), B, F)
+        if len(runs) == G:
+            wt, b = self.head_weight, self.head_bias
+        else:
+            idx = torch.tensor(runs)
+            wt, b = self.head_weight[idx], self.head_bias[idx]
+        z = torch.baddbmm(b.unsqueeze(1), h, wt.transpose(1, 2))
         return F.normalize(z, p=2.0, dim=-1, eps=1e-12) if self.normalize else z
 
     def to_models(self, template: Callable[[], EmbeddingNet]) -> list[EmbeddingNet]:
@@ -234,6 +261,43 @@ def grouped_loss(
     return total, outputs
 
 
+def grouped_step(net: nn.Module, losses: Sequence, x: torch.Tensor, y: torch.Tensor, *, threads: int = 1) -> list:
+    """Forward, loss and backward of every run of ``net`` (gradients accumulate in its stacked parameters); returns
+    :func:`grouped_loss`'s per-run outputs.
+
+    With ``threads > 1`` the runs are split into that many contiguous shards, each computed (forward *and*
+    backward, on its own autograd graph) by one Python thread with one intra-op thread. Small convolutions use two
+    cores poorly from one op; two runs at once use them fully. Each run is computed by exactly one thread in the
+    same order of operations, and the shards' gradients land in disjoint slices of the stacked parameters, so the
+    result equals ``threads=1``'s up to the float rounding of one intra-op thread instead of several (measured
+    2.6e-7 on the weights after 4 steps, ``tests/paper_repro/test_multiseed.py``).
+    """
+    G = x.shape[0]
+    threads = max(1, min(int(threads), G))
+    if threads == 1:
+        total, outs = grouped_loss(losses, net(x), y)
+        total.backward()
+        return outs
+    from concurrent.futures import ThreadPoolExecutor
+
+    bounds = np.linspace(0, G, threads + 1).round().astype(int)
+    shards = [list(range(a, b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+    def work(gs: list[int]) -> list:
+        total, outs = grouped_loss([losses[g] for g in gs], net(x[gs[0] : gs[-1] + 1], runs=gs), y[gs[0] : gs[-1] + 1])
+        total.backward()
+        return outs
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(len(shards)) as pool:
+            parts = list(pool.map(work, shards))
+    finally:
+        torch.set_num_threads(before)
+    return [o for part in parts for o in part]
+
+
 # --- training -----------------------------------------------------------------------------------------------------
 _SHARED = ("dataset", "root", "zero_shot", "dataset_options", "skip_bad", "eval_samples", "steps", "eval_every",
            "batch_classes", "samples_per_class", "replace_small_classes", "dim", "backbone", "pretrained",
@@ -267,6 +331,8 @@ def train_grouped(
     progress: bool = True,
     evaluate: bool = True,
     on_eval: Callable[[int, list[EmbeddingNet]], list[dict]] | None = None,
+    channels_last: bool = True,
+    threads: int = 1,
 ) -> dict:
     """Train the runs ``configs`` together; return ``{"runs": [payload per run], "models": [...], "seconds": s}``.
 
@@ -274,7 +340,9 @@ def train_grouped(
     (``config``, ``history``, ``final``). Every ``eval_every`` steps each run's history gets its mean training loss
     since the last evaluation and, with ``evaluate``, the test metrics of :func:`paper_repro.evaluate` (or, with
     ``on_eval(step, models)``, whatever it returns per run). Nothing is written to disk here: the caller (a study)
-    owns its result files.
+    owns its result files. ``channels_last`` runs the convolutions in that layout (faster on CPU; equal to the
+    single runs up to float rounding, amplified by Adam's first steps to a few 1e-4), ``threads`` splits the runs
+    over that many threads of one intra-op thread each (:func:`grouped_step`).
     """
     configs = [c if isinstance(c, TrainConfig) else TrainConfig.from_dict(dict(c)) for c in configs]
     _check_group(configs)
@@ -295,7 +363,7 @@ def train_grouped(
         loss.sampler.generator(dev)
         losses.append(loss)
         datas.append(ds)
-    net = GroupedSmallCNN(models).to(dev)
+    net = GroupedSmallCNN(models, channels_last=channels_last).to(dev)
     opt = GroupedAdam(list(net.parameters()), [c.lr for c in configs])
     tf = train_transform_for(cfg0, datas[0]) if cfg0.augment else None
     eval_tf = eval_transform_for(cfg0, test_ds)
@@ -323,10 +391,8 @@ def train_grouped(
     net.train()
     for step in tqdm(range(1, cfg0.steps + 1), disable=not progress, desc=f"{G} runs", leave=False):
         x, y = batch(step)
-        emb = net(x)
-        total, outs = grouped_loss(losses, emb, y)
         opt.zero_grad()
-        total.backward()
+        outs = grouped_step(net, losses, x, y, threads=threads)
         opt.step()
         running += torch.stack([o[0].double().cpu() for o in outs])
         n_running += 1

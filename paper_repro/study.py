@@ -30,7 +30,8 @@ import math
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +42,12 @@ from collapse.experiment import instrument_margin
 from collapse.io import write_csv, write_json, write_text
 from collapse.losses import make_loss
 from collapse.metrics import map_at_r, retrieval_metrics, subclass_probes
+from collapse.runs import DEFAULT_STORE, Kind, ResultStore, check_writable_dir, execute, register_kind
+from collapse.runs import Run as StoredRun
+from collapse.runs.spec import plain
 
-__all__ = ["FULL", "QUICK", "StudyPlan", "judge_embeddings", "main", "run_study", "study_loss"]
+__all__ = ["FULL", "QUICK", "StudyBlock", "StudyPlan", "judge_embeddings", "main", "plan_blocks", "run_study",
+           "study_loss"]
 
 LOSS_MARGIN = {"triplet": ("margin", 0.2), "contrastive": ("neg_margin", 1.0)}
 
@@ -248,6 +253,9 @@ class Run:
         return (self.features, self.M, self.noise, self.loss, self.positive, self.negative, self.labels)
 
 
+RUN_FIELDS = ("features", "M", "noise", "loss", "positive", "negative", "seed", "lr", "labels")
+
+
 def critical_M(noise: float, classes: int, modes: int) -> int | None:
     """T4's smallest batch size M at which easy positives' net sibling force stops pulling (collapse.theory)."""
     from collapse.theory.t4_finite_batch import critical_batch
@@ -270,90 +278,200 @@ def _command(prefix: str, r: Run) -> str:
     return f"{prefix} --features {r.features} --M {r.M} --noise {r.noise:g}"
 
 
-def run_study(
-    plan: StudyPlan, out: str | Path, *, quick: bool = False, progress: bool = True, command: str | None = None
-) -> dict:
-    """Run ``plan`` and write its files under ``out`` (see the module docstring); return the summary.
+#: Plan fields that say where the data lies or how results are read, not what a block computes.
+PLACE_FIELDS = ("root", "gate_tol", "add_critical_M")
 
+
+@dataclass(frozen=True)
+class StudyBlock(StoredRun):
+    """One (features, M) block of the study: every head of :func:`plan_runs` for it, trained in one tensor program
+    and judged (kind ``real-study-block``).
+
+    ``plan`` is the study's plan narrowed to this block (``features = (name,)``, ``Ms = (M,)``); its key ignores
+    :data:`PLACE_FIELDS`. ``floor`` adds the judgement of the features without a head (one block per feature set
+    carries it), ``controls`` the synthetic collapses of the reference head (the study's first block).
+    """
+
+    KIND = "real-study-block"
+    SCHEMA = 2  # 2: the instrument's merge rule with the sampling noise floor (collapse.metrics.instrument)
+
+    plan: StudyPlan = field(default_factory=StudyPlan)
+    floor: bool = False
+    controls: bool = False
+    progress: bool = field(default=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.plan, StudyPlan):
+            raise TypeError(f"plan must be a StudyPlan, got {type(self.plan).__name__}")
+        if len(self.plan.features) != 1 or len(self.plan.Ms) != 1:
+            raise ValueError(f"a study block has one feature set and one M, got features {self.plan.features} and "
+                             f"Ms {self.plan.Ms}")  # fmt: skip
+
+    def identity(self) -> dict:
+        plan = {k: v for k, v in self.plan.to_dict().items() if k not in PLACE_FIELDS}
+        return plain({"plan": plan, "floor": self.floor, "controls": self.controls})
+
+    def describe(self) -> str:
+        return f"study block {self.plan.features[0]} M={self.plan.Ms[0]} [{self.key}]"
+
+
+def plan_blocks(plan: StudyPlan, Ms: Sequence[int], *, progress: bool = False) -> list[StudyBlock]:
+    """The study's blocks, in reading order: features x M; the first of each feature set judges its floor, the very
+    first the controls."""
+    blocks = []
+    for i, name in enumerate(plan.features):
+        for j, M in enumerate(Ms):
+            narrow = replace(plan, features=(name,), Ms=(int(M),), add_critical_M=False)
+            blocks.append(StudyBlock(narrow, floor=j == 0, controls=i == 0 and j == 0, progress=progress))
+    return blocks
+
+
+@lru_cache(maxsize=2)
+def _block_data(plan: StudyPlan):
+    """Splits and the one feature set of ``plan`` (cached: the blocks of one feature set share it in a process)."""
+    t0 = time.perf_counter()
+    cfg, fit, val, test = _split_data(plan)
+    feats = build_features(plan, cfg, fit, val, test, progress=False)
+    return cfg, fit, val, test, feats[plan.features[0]], time.perf_counter() - t0
+
+
+def measure_study_blocks(blocks: Sequence[StudyBlock]) -> list[dict]:
+    """The measurement of kind ``real-study-block``: one result per block (each block is its own program)."""
+    return [_measure_block(b) for b in blocks]
+
+
+def _measure_block(block: StudyBlock) -> dict:
+    from paper_repro.label_noise import noisy_labels
+    from paper_repro.multiseed import train_heads
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    plan = block.plan
+    name, M = plan.features[0], plan.Ms[0]
+    data_plan = StudyPlan(dataset=plan.dataset, root=plan.root, dataset_options=plan.dataset_options,
+                          n_train=plan.n_train, n_test=plan.n_test, val_fraction=plan.val_fraction, features=(name,),
+                          pca_dim=plan.pca_dim, cnn_steps=plan.cnn_steps)  # fmt: skip
+    _cfg, fit, val, test, (ff, fv, ft), t_features = _block_data(data_plan)
+    classes = int(np.unique(fit.labels).size)
+    out: dict = {"features": name, "M": M, "seconds_features": t_features, "floor": None, "controls": []}
+    if block.floor:
+        j = judge_embeddings(ff, fit.labels, fit.fine_labels, ft, test.labels, test.fine_labels,
+                             margin=LOSS_MARGIN["triplet"][1], null_permutations=plan.null_permutations)  # fmt: skip
+        out["floor"] = {"features": name, "kind": "features, no head (floor)"} | j
+    runs = plan_runs(plan, name, M)
+    labels, losses = [], []
+    for r in runs:
+        base = fit.fine_labels if r.labels == "fine" else fit.labels
+        labels.append(noisy_labels(base, fit.fine_labels, r.noise, seed=r.seed) if r.noise else base)
+        losses.append(study_loss(r.loss, r.positive, r.negative, seed=r.seed, dim=plan.dim,
+                                 num_classes=int(np.max(labels[-1])) + 1))  # fmt: skip
+    fv_t = torch.as_tensor(fv)
+
+    def on_window(step, net):
+        with torch.no_grad():
+            emb = net(fv_t).numpy()
+        return [{"val_coarse_map_at_r": map_at_r(e, val.labels)} for e in emb]
+
+    res = train_heads(torch.as_tensor(ff), labels, losses=losses, lrs=[r.lr for r in runs],
+                      seeds=[r.seed for r in runs], batch_classes=classes, samples_per_class=M, steps=plan.steps,
+                      dim=plan.dim, hidden=plan.hidden, window=plan.window, on_window=on_window,
+                      progress=block.progress)  # fmt: skip
+    out["seconds_heads"] = res["seconds"]
+    out["curves"] = [asdict(r) | c for r, curve in zip(runs, res["curves"]) for c in curve]
+    # Learning rate per cell: best mean validation coarse MAP@R over seeds at the last window.
+    best: dict[tuple, tuple[float, float]] = {}
+    for lr in plan.lrs:
+        for cell in {r.cell for r in runs}:
+            vals = [c[-1]["val_coarse_map_at_r"] for r, c in zip(runs, res["curves"]) if r.cell == cell and r.lr == lr]
+            if cell not in best or np.mean(vals) > best[cell][1]:
+                best[cell] = (lr, float(np.mean(vals)))
+    net = res["net"]
+    with torch.no_grad():
+        e_fit, e_test = net(torch.as_tensor(ff)).numpy(), net(torch.as_tensor(ft)).numpy()
+    rows, reference = [], None
+    for g, (r, curve) in enumerate(zip(runs, res["curves"])):
+        if r.lr != best[r.cell][0]:
+            continue
+        if reference is None and (r.noise, r.loss, r.positive, r.labels) == (0.0, "triplet", "easy", "coarse"):
+            reference = {"run": asdict(r), "fit": (e_fit[g], fit.labels, fit.fine_labels),
+                         "test": (e_test[g], test.labels, test.fine_labels)}  # fmt: skip
+        j = judge_embeddings(e_fit[g], fit.labels, fit.fine_labels, e_test[g], test.labels, test.fine_labels,
+                             margin=instrument_margin(losses[g]), loss=curve[-1]["train_loss"],
+                             null_permutations=plan.null_permutations, random_state=r.seed)  # fmt: skip
+        rows.append(asdict(r) | {"val_coarse_map_at_r": curve[-1]["val_coarse_map_at_r"],
+                                 "final_train_loss": curve[-1]["train_loss"],
+                                 "converged": converged(curve, plan.converge_tol)} | j)  # fmt: skip
+    out["rows"] = rows
+    if block.controls and reference is not None:
+        out["controls"] = embedding_controls(reference, plan)
+    out["seconds"], out["cpu_seconds"] = time.perf_counter() - t0, time.process_time() - c0
+    return out
+
+
+def _block_cost(blocks: Sequence[StudyBlock]) -> float:
+    """Heads x steps x batch, plus the CNN's training for ``coarse-cnn`` (bigger blocks start first)."""
+    total = 0.0
+    for b in blocks:
+        p = b.plan
+        total += len(plan_runs(p, p.features[0], p.Ms[0])) * p.steps * 3 * p.Ms[0]
+        total += 2000 * p.cnn_steps * 54 if p.features[0] == "coarse-cnn" else 0
+    return total
+
+
+register_kind(Kind(StudyBlock.KIND, StudyBlock, measure_study_blocks, cost=_block_cost))
+
+
+def run_study(
+    plan: StudyPlan,
+    out: str | Path,
+    *,
+    quick: bool = False,
+    progress: bool = True,
+    command: str | None = None,
+    store: str | Path | ResultStore | None = None,
+    backend: str = "inline",
+    workers: int | None = None,
+) -> dict:
+    """Run ``plan`` through the run layer and write its files under ``out`` (see the module docstring); return the
+    summary.
+
+    Each (features, M) block is a :class:`StudyBlock` computed by :func:`collapse.runs.execute` into ``store``
+    (default :data:`collapse.runs.DEFAULT_STORE`): a block whose record is there is not recomputed, so an
+    interrupted study resumes where it stopped, and every file here is built from the stored records only.
     ``command`` is the command line that ran the study without its cell filters (each cell's rerun command is it
     plus ``--features F --M M --noise E``); by default ``python -m paper_repro.study [--quick]``.
     """
     prefix = command or f"python -m paper_repro.study{' --quick' if quick else ''}"
-    from paper_repro.label_noise import noisy_labels
-    from paper_repro.multiseed import train_heads
-
-    out = Path(out)
+    out = check_writable_dir(Path(out), what="--out")
+    store = store if isinstance(store, ResultStore) else ResultStore(store or DEFAULT_STORE)
+    store.prepare()
     t0 = time.perf_counter()
-    cfg, fit, val, test = _split_data(plan)
+    _cfg, fit, val, test = _split_data(plan)
     classes = int(np.unique(fit.labels).size)
     modes = int(round(np.mean([np.unique(fit.fine_labels[fit.labels == c]).size for c in np.unique(fit.labels)])))
     Ms = list(plan.Ms)
     mstar = {eps: critical_M(eps, classes, modes) for eps in plan.noises}
     if plan.add_critical_M:
         Ms += [m for m in sorted({v for v in mstar.values() if v is not None}) if m not in Ms]
-    feats = build_features(plan, cfg, fit, val, test, progress=progress)
-    t_features = time.perf_counter() - t0
-    rows, curves_rows = [], []
-    floors = []
-    reference = None  # a clean easy-positive triplet head's embeddings: the synthetic controls transform it
-    for name, (ff, _fv, ft) in feats.items():
-        margin = LOSS_MARGIN["triplet"][1]
-        j = judge_embeddings(ff, fit.labels, fit.fine_labels, ft, test.labels, test.fine_labels, margin=margin,
-                             null_permutations=plan.null_permutations)  # fmt: skip
-        floors.append({"features": name, "kind": "features, no head (floor)"} | j)
-    for name, (ff, fv, ft) in feats.items():
-        for M in Ms:
-            runs = plan_runs(plan, name, M)
-            labels, losses = [], []
-            for r in runs:
-                base = fit.fine_labels if r.labels == "fine" else fit.labels
-                labels.append(noisy_labels(base, fit.fine_labels, r.noise, seed=r.seed) if r.noise else base)
-                losses.append(study_loss(r.loss, r.positive, r.negative, seed=r.seed, dim=plan.dim,
-                                         num_classes=int(np.max(labels[-1])) + 1))  # fmt: skip
-            fv_t = torch.as_tensor(fv)
-
-            def on_window(step, net, _fv=fv_t):
-                with torch.no_grad():
-                    emb = net(_fv).numpy()
-                return [{"val_coarse_map_at_r": map_at_r(e, val.labels)} for e in emb]
-
-            res = train_heads(torch.as_tensor(ff), labels, losses=losses, lrs=[r.lr for r in runs],
-                              seeds=[r.seed for r in runs], batch_classes=classes, samples_per_class=M,
-                              steps=plan.steps, dim=plan.dim, hidden=plan.hidden, window=plan.window,
-                              on_window=on_window, progress=progress)  # fmt: skip
-            for r, curve in zip(runs, res["curves"]):
-                curves_rows += [asdict(r) | c for c in curve]
-            # Learning rate per cell: best mean validation coarse MAP@R over seeds at the last window.
-            best: dict[tuple, float] = {}
-            for lr in plan.lrs:
-                for cell in {r.cell for r in runs}:
-                    vals = [c[-1]["val_coarse_map_at_r"] for r, c in zip(runs, res["curves"])
-                            if r.cell == cell and r.lr == lr]  # fmt: skip
-                    if cell not in best or np.mean(vals) > best[cell][1]:
-                        best[cell] = (lr, float(np.mean(vals)))
-            net = res["net"]
-            with torch.no_grad():
-                e_fit, e_test = net(torch.as_tensor(ff)).numpy(), net(torch.as_tensor(ft)).numpy()
-            for g, (r, curve) in enumerate(zip(runs, res["curves"])):
-                if r.lr != best[r.cell][0]:
-                    continue
-                if reference is None and (r.noise, r.loss, r.positive, r.labels) == (0.0, "triplet", "easy", "coarse"):
-                    reference = {"run": asdict(r), "fit": (e_fit[g], fit.labels, fit.fine_labels),
-                                 "test": (e_test[g], test.labels, test.fine_labels)}  # fmt: skip
-                j = judge_embeddings(e_fit[g], fit.labels, fit.fine_labels, e_test[g], test.labels, test.fine_labels,
-                                     margin=instrument_margin(losses[g]), loss=curve[-1]["train_loss"],
-                                     null_permutations=plan.null_permutations, random_state=r.seed)  # fmt: skip
-                rows.append(asdict(r) | {"val_coarse_map_at_r": curve[-1]["val_coarse_map_at_r"],
-                                         "final_train_loss": curve[-1]["train_loss"],
-                                         "converged": converged(curve, plan.converge_tol),
-                                         "command": _command(prefix, r)} | j)  # fmt: skip
-    controls = embedding_controls(reference, plan) if reference is not None else []
+    blocks = plan_blocks(plan, Ms, progress=progress)
+    ex = execute(blocks, store, backend=backend, workers=workers, progress=progress, desc="study blocks")
+    if not ex.ok:
+        raise RuntimeError(f"{ex.failed} of {len(blocks)} study blocks failed (rerun to retry them): {ex.errors[0]}")
+    # Everything below reads the stored records only.
+    results = store.results(blocks)
+    rows = [r | {"command": _command(prefix, Run(**{k: r[k] for k in RUN_FIELDS}))} for b in results for r in b["rows"]]
+    curves_rows = [c for b in results for c in b["curves"]]
+    floors = [b["floor"] for b in results if b["floor"] is not None]
+    controls = [c for b in results for c in b["controls"]]
     comparisons = compare(rows, plan.gate_tol, prefix)
     seconds = time.perf_counter() - t0
     summary = {"plan": plan.to_dict(), "quick": quick, "command": prefix, "classes": classes, "modes_per_class": modes,
                "critical_M": {str(k): v for k, v in mstar.items()}, "Ms": Ms, "seconds": seconds,
-               "seconds_features": t_features, "n_fit": len(fit), "n_val": len(val), "n_test": len(test),
-               "threads": torch.get_num_threads(), "floors": floors, "comparisons": comparisons,
+               "seconds_blocks": {f"{b['features']} M={b['M']}": b["seconds"] for b in results},
+               "cpu_seconds_blocks": {f"{b['features']} M={b['M']}": b.get("cpu_seconds") for b in results},
+               "seconds_features": {b["features"]: b["seconds_features"] for b in results},
+               "blocks_computed": ex.computed, "blocks_from_store": ex.skipped, "store": str(store.root),
+               "block_keys": [b.key for b in blocks], "n_fit": len(fit), "n_val": len(val), "n_test": len(test),
+               "threads": torch.get_num_threads(), "backend": backend, "floors": floors, "comparisons": comparisons,
                "controls": controls}  # fmt: skip
     write_csv(out / "runs.csv", rows)
     write_csv(out / "curves.csv", curves_rows)
@@ -443,8 +561,9 @@ def study_markdown(summary: dict, rows: list[dict]) -> str:
         f"Fashion-MNIST superclasses ({summary['classes']} coarse classes, about {summary['modes_per_class']} fine "
         f"labels each), MLP head on fixed features; {summary['n_fit']} fit / {summary['n_val']} validation / "
         f"{summary['n_test']} test images; {summary['plan']['seeds']} seeds; {summary['plan']['steps']} steps; "
-        f"T4 critical M: {summary['critical_M']}; study time {summary['seconds'] / 60:.1f} min on "
-        f"{summary['threads']} threads (shared machine).",
+        f"T4 critical M: {summary['critical_M']}; study time {summary['seconds'] / 60:.1f} min wall-clock "
+        f"({summary.get('blocks_computed', '?')} blocks computed, {summary.get('blocks_from_store', 0)} read from the "
+        f"store; backend {summary.get('backend', 'inline')}, one thread per block; shared machine).",
         "",
         "| features | M | noise | loss | neg | gate | test probe random -> easy (d, 95% CI) | "
         "test eta2 random -> easy (d) | coarse MAP@R random / easy | verdict random | verdict easy | command |",
@@ -484,6 +603,54 @@ def study_markdown(summary: dict, rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write_figures(out: Path, figures: Path, name: str) -> list[Path]:
+    """Copy the study's files from ``out`` to ``figures/real_study_<name>*`` and draw its curves there
+    (``real_study_<name>_curves.png``: mean training loss and validation coarse MAP@R over seeds at the chosen
+    learning rate, one panel per feature set)."""
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figures = check_writable_dir(figures, what="--figures")
+    stem = f"real_study_{name}"
+    written = []
+    for src, dst in (("table.md", f"{stem}.md"), ("summary.json", f"{stem}.json"), ("runs.csv", f"{stem}_runs.csv"),
+                     ("curves.csv", f"{stem}_curves.csv"), ("comparisons.csv", f"{stem}_comparisons.csv"),
+                     ("controls.csv", f"{stem}_controls.csv")):  # fmt: skip
+        written.append(write_text(figures / dst, (out / src).read_text()))
+    chosen = {tuple(r[k] for k in RUN_FIELDS) for r in csv.DictReader((out / "runs.csv").open())}
+    curves: dict[tuple, dict[int, list[tuple[float, float]]]] = {}
+    for c in csv.DictReader((out / "curves.csv").open()):
+        if tuple(c[k] for k in RUN_FIELDS) not in chosen:
+            continue
+        key = (c["features"], c["M"], c["noise"], c["loss"], c["positive"], c["negative"], c["labels"])
+        curves.setdefault(key, {}).setdefault(int(c["step"]), []).append(
+            (float(c["train_loss"]), float(c["val_coarse_map_at_r"])))
+    feats = sorted({k[0] for k in curves})
+    fig, axes = plt.subplots(2, max(1, len(feats)), figsize=(4.5 * max(1, len(feats)), 7), squeeze=False)
+    for j, f in enumerate(feats):
+        for key, by_step in sorted(curves.items()):
+            if key[0] != f:
+                continue
+            steps = sorted(by_step)
+            label = f"M{key[1]} e{key[2]} {key[3]} {key[4]}" + (" fine" if key[6] == "fine" else "")
+            for i in (0, 1):
+                axes[i][j].plot(steps, [np.mean([v[i] for v in by_step[s]]) for s in steps], label=label, lw=1)
+        axes[0][j].set_title(f"{f}: training loss (mean over seeds)", fontsize=9)
+        axes[1][j].set_title(f"{f}: validation coarse MAP@R", fontsize=9)
+        axes[1][j].set_xlabel("step")
+    if feats:
+        axes[0][0].legend(fontsize=6)
+    fig.tight_layout()
+    png = figures / f"{stem}_curves.png"
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    return [*written, png]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = OneLineParser(prog="python -m paper_repro.study", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="the quick plan (<= 10 min on 2 cores)")
@@ -493,6 +660,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--M", default=None, help="comma-separated batch sizes M (replaces the plan's)")
     p.add_argument("--noise", default=None, help="comma-separated label-noise rates (replaces the plan's)")
     p.add_argument("--steps", type=int, default=None, help="training steps of every head")
+    p.add_argument("--store", default=DEFAULT_STORE, help="result store: one record per (features, M) block; a "
+                   "finished block is read, not recomputed (resume)")
+    p.add_argument("--backend", default="processes", help="where blocks run: inline, processes (one block per worker, "
+                   "one thread each) or dask")
+    p.add_argument("--workers", type=int, default=None, help="worker processes of --backend processes (default 2)")
+    p.add_argument("--figures", default=None, help="also write the table, CSVs, summary and a curves figure to this "
+                   "folder as real_study_<quick|full>*")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     args = p.parse_args(argv)
     plan = replace(QUICK if args.quick else FULL, root=args.root)
@@ -511,12 +685,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = Path(args.out or f"results/study/{'quick' if args.quick else 'full'}")
         prefix = "python -m paper_repro.study" + (" --quick" if args.quick else "")
         prefix += (f" --steps {args.steps}" if args.steps else "") + (f" --out {args.out}" if args.out else "")
-        summary = run_study(plan, out, quick=args.quick, progress=not args.no_progress, command=prefix)
-    except (ValueError, OSError) as exc:
+        if args.figures:
+            check_writable_dir(Path(args.figures), what="--figures")  # before any compute
+        summary = run_study(plan, out, quick=args.quick, progress=not args.no_progress, command=prefix,
+                            store=args.store, backend=args.backend, workers=args.workers)  # fmt: skip
+        if args.figures:
+            write_figures(out, Path(args.figures), "quick" if args.quick else "full")
+    except (ValueError, OSError, RuntimeError) as exc:
         print(f"python -m paper_repro.study: error: {exc}", file=sys.stderr)
         return 2
     print((out / "table.md").read_text())
-    print(f"{len(summary['runs'])} runs in {summary['seconds'] / 60:.1f} min -> {out}")
+    print(f"{len(summary['runs'])} runs in {summary['seconds'] / 60:.1f} min ({summary['blocks_computed']} blocks "
+          f"computed, {summary['blocks_from_store']} read from {summary['store']}) -> {out}")
     return 0
 
 

@@ -12,6 +12,7 @@ controls on the clean run's embedding, written to ``DIR/judgement.json`` / ``.md
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -188,7 +189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             text = (Path(args.out) / "judgement.md").read_text()
             print(text)
             if args.figures is not None:
-                write_json(Path(args.figures) / "probe_judgement.json", {"rows": rows})
+                history = json.loads((Path(args.out) / "history.json").read_text())
+                write_json(Path(args.figures) / "probe_judgement.json", {"rows": rows, "training": history})
                 write_text(Path(args.figures) / "probe_judgement.md", text)
     except (ValueError, OSError) as exc:
         print(f"python -m paper_repro.study_probe: error: {exc}", file=sys.stderr)

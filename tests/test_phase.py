@@ -81,6 +81,8 @@ def test_rows_cover_the_grid(tmp_path, axis, field, values):
     saved = json.loads(json_path.read_text())
     assert saved["runs"] == count_runs(rows) and saved["values"] == list(values) and saved["eps_grid"] == list(eps)
     assert saved["rows"] == json.loads(json.dumps(rows))
+    # frac_collapsed is the instrument's verdict (above), so the file names that rule, not a fixed distance.
+    assert saved["verdict_rule"].startswith("collapse.metrics.collapse_verdict") and "collapse_threshold" not in saved
     csv_lines = json_path.with_suffix(".csv").read_text().splitlines()
     assert len(csv_lines) == len(rows) + 1 and "per_seed" not in csv_lines[0]
 
@@ -141,3 +143,16 @@ def test_bad_input_is_one_line(kwargs, exc, match):
     with pytest.raises(exc, match=match) as info:
         phase_diagram(**{"progress": False, "base": TINY, **kwargs})
     assert "\n" not in str(info.value)
+
+
+def test_one_grid_serves_blocks_runs_and_the_diagram():
+    """The diagram's grid is stated once (PhaseGrid); phase_blocks / phase_runs / phase_diagram take its fields."""
+    from collapse.phase import PhaseGrid, phase_runs
+
+    grid = PhaseGrid("K", ("triplet",), ("random", "easy"), (0.0, 0.2), k_grid=(2, 3), seeds=2, negative="all")
+    assert phase_runs("K", ("triplet",), ("random", "easy"), (0.0, 0.2), k_grid=(2, 3), seeds=2,
+                      negative="all") == grid.runs()
+    assert phase_blocks("K", ("triplet",), ("random", "easy"), k_grid=(2, 3), seeds=2) == grid.blocks()
+    assert [r.config.modes for r in grid.runs()] == [2, 2, 2, 2, 3, 3, 3, 3]
+    with pytest.raises(ValueError, match="measures"):
+        PhaseGrid(measures="nope").runs()

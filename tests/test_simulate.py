@@ -107,3 +107,28 @@ def test_an_unwritable_out_is_refused_before_any_compute(tmp_path, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--out" in err[0] and "FILE is a file" in err[0]
+
+
+def test_loss_all_runs_proxy_losses_once_with_their_own_rules(tmp_path):
+    """``--loss all`` trains every loss: the proxy losses (no positive/negative rule) once each with positive and
+    negative 'all', the others with each given positive rule, and one line says so."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "collapse.simulate", "--loss", "all", "--positive", "random,easy", "--steps", "2",
+         "--seeds", "1", "--classes", "2", "--modes", "2", "--samples-per-mode", "3", "--batch", "2x3",
+         "--workers", "1", "--no-plot", "--quiet", "--out", str(tmp_path), "--store", str(tmp_path / ".store")],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    notes = [line for line in proc.stdout.splitlines() if "proxies" in line]
+    assert notes == [
+        "note: softtriple, subcenter-arcface compare samples with class proxies and take no positive/negative rule: "
+        "each is trained once, with positive and negative 'all'."
+    ]
+    payload = json.loads(next(tmp_path.glob("*.json")).read_text())
+    rules = [(r["loss"], r["positive"], r["negative"]) for r in payload["results"]]
+    from collapse.losses import LOSSES
+
+    proxies = {"softtriple", "subcenter-arcface"}
+    assert [(loss, "all", "all") for loss in LOSSES if loss in proxies] == [t for t in rules if t[0] in proxies]
+    others = [t[:2] for t in rules if t[0] not in proxies]
+    assert others == [(loss, pos) for loss in LOSSES if loss not in proxies for pos in ("random", "easy")]

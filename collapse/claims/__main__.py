@@ -15,7 +15,7 @@ from collapse.claims.evidence import DEFAULT_REAL_TABLE, evidence_runs, gather_e
 from collapse.claims.ledger import build_ledger, glyph_evidence, markdown, table
 from collapse.cli import OneLineParser
 from collapse.io import write_json, write_text
-from collapse.runs import DEFAULT_STORE, ResultStore, check_writable_dir, check_writable_file, execute
+from collapse.runs import DEFAULT_STORE, ResultStore, check_writable_dir, check_writable_file, execute, stable_path
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     write_json(
         args.json,
         {"claims": [e.__dict__ for e in entries], "evidence": evidence, "paper_repro": real, "seconds": seconds,
-         "store": str(store.root), "keys": [r.key for r in runs]},
+         "store": stable_path(store.root), "keys": [r.key for r in runs]},
     )
     print(f"\nwrote {args.out} and {args.json} in {seconds:.0f} s")
     return 0

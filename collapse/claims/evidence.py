@@ -45,7 +45,7 @@ class TheoryCheckRun(Run):
     """The numerical check of one proposition (:data:`collapse.theory.checks_registry.CHECKS`)."""
 
     KIND = "theory-check"
-    SCHEMA = 1
+    SCHEMA = 2  # 2: the minimisers judge collapse at half the loss's margin, not at the fixed distance 0.1
 
     name: str = "T1"
 

@@ -54,6 +54,7 @@ from collapse.runs.outputs import (
     hashed_stem,
     remove_marked_dir,
     runs_hash,
+    stable_path,
 )
 from collapse.runs.sim import SimRun, measure_sim_block, sim_row
 from collapse.runs.spec import KINDS, Block, Kind, Run, config_hash, get_kind, make_blocks, register_kind
@@ -87,4 +88,5 @@ __all__ = [
     "remove_marked_dir",
     "runs_hash",
     "sim_row",
+    "stable_path",
 ]

@@ -24,7 +24,22 @@ __all__ = [
     "hashed_stem",
     "remove_marked_dir",
     "runs_hash",
+    "stable_path",
 ]
+
+
+def stable_path(path: str | Path | None) -> str | None:
+    """``path`` as a result file records it: relative to the working directory (the checkout a command runs in)
+    when it lies inside it, else None: a temporary or foreign folder is no place to find anything again."""
+    if path is None:
+        return None
+    p = Path(path)
+    if not p.is_absolute():
+        return p.as_posix() if ".." not in p.parts else None
+    try:
+        return p.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return None
 
 
 def _first_existing(path: Path) -> Path:

@@ -2,8 +2,11 @@ r"""Minimising the population objective from random starts (the experiments behi
 
 ``seeds`` random configurations (Gaussian, then normalised: uniform on the sphere :math:`S^{d-1}`) are trained at
 once as G independent groups of one tensor program, with Adam on unconstrained :math:`Z`; the losses normalise
-:math:`Z` inside their distance, so the objective lives on the sphere. The verdict per seed uses
-:data:`collapse.experiment.COLLAPSE_THRESHOLD` on the mean distance between the modes of a class.
+:math:`Z` inside their distance, so the objective lives on the sphere. A seed is *collapsed* when the mean distance
+between the modes of a class is below the collapse instrument's resolution :math:`r = \alpha/2`, half the loss's own
+margin :math:`\alpha` (:func:`collapse.experiment.instrument_margin`, as :func:`collapse.metrics.instrument_report`
+resolves distances): the modes here are single points, so that is the instrument's merge rule for point modes
+(below the resolution two modes are not told apart), applied to the class mean. No fixed distance judges.
 """
 
 from __future__ import annotations
@@ -15,18 +18,20 @@ import torch
 import torch.nn.functional as F
 
 from collapse._validation import check_int, check_real
-from collapse.experiment import COLLAPSE_THRESHOLD
+from collapse.experiment import instrument_margin
+from collapse.losses import MetricLoss
 from collapse.metrics import mode_separation
 from collapse.theory.model import ModeModel
 from collapse.theory.population import build_loss, evaluate_plan, make_plan, mode_distances
 
-__all__ = ["MinimizeResult", "minimize_population", "near_collapsed_start", "separations"]
+__all__ = ["MinimizeResult", "collapse_resolution", "minimize_population", "near_collapsed_start", "separations"]
 
 
 @dataclass
 class MinimizeResult:
-    """Final unit-norm mode embeddings (G, N, d), per-seed loss and mean intra-class mode distance, and the
-    learned class boundaries of a learnable-beta margin loss (G, C) if any."""
+    """Final unit-norm mode embeddings (G, N, d), per-seed loss and mean intra-class mode distance, the verdict
+    (``separation < resolution``, :func:`collapse_resolution`), and the learned class boundaries of a
+    learnable-beta margin loss (G, C) if any."""
 
     Z: torch.Tensor
     loss: np.ndarray
@@ -34,6 +39,7 @@ class MinimizeResult:
     collapsed: np.ndarray
     beta: np.ndarray | None
     history: np.ndarray
+    resolution: float
 
     @property
     def fraction_collapsed(self) -> float:
@@ -45,6 +51,12 @@ def separations(Z: torch.Tensor, model: ModeModel) -> np.ndarray:
     Z = F.normalize(Z.detach().double(), dim=-1)
     modes = np.arange(model.n_modes)
     return np.array([mode_separation(z.numpy(), model.mode_class, modes)["mode_separation"] for z in Z])
+
+
+def collapse_resolution(loss: MetricLoss) -> float:
+    """Half the loss's margin (:func:`collapse.experiment.instrument_margin`): the collapse instrument's resolution,
+    below which two modes are not told apart."""
+    return instrument_margin(loss) / 2.0
 
 
 def near_collapsed_start(
@@ -108,12 +120,14 @@ def minimize_population(
     with torch.no_grad():
         per_group = objective().per_group
     sep = separations(Z, model)
+    resolution = collapse_resolution(loss_obj)
     beta = getattr(loss_obj, "beta", None)
     return MinimizeResult(
         Z=F.normalize(Z.detach(), dim=-1),
         loss=per_group.numpy(),
         separation=sep,
-        collapsed=sep < COLLAPSE_THRESHOLD,
+        collapsed=sep < resolution,
         beta=None if beta is None else beta.detach().numpy().copy(),
         history=np.array(history),
+        resolution=resolution,
     )

@@ -29,7 +29,16 @@ import numpy as np
 import torch
 
 from collapse._validation import check_int
-from collapse.losses import LOSSES, MetricLoss, MultiSimilarityLoss, make_loss
+from collapse.losses import (
+    LOSSES,
+    EasyPositiveNCALoss,
+    MetricLoss,
+    MultiSimilarityLoss,
+    ProxyLoss,
+    SpreadLoss,
+    SupConLoss,
+    make_loss,
+)
 from collapse.losses.multi_similarity import masked_log1p_sum_exp
 from collapse.sampling import Sampler
 from collapse.sampling.tuples import Pairs, Triplets, Tuples
@@ -77,6 +86,11 @@ def build_loss(loss: str | MetricLoss, positive: str = "random", negative: str =
         return loss
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+    if issubclass(LOSSES[loss][0], ProxyLoss):
+        raise ValueError(
+            f"{loss} is a proxy loss (its class centres are parameters); its population objective is "
+            "collapse.theory.rival_objectives.proxy_population_loss"
+        )
     kwargs.setdefault("reducer", "mean")
     return make_loss(loss, positive, negative, **kwargs)
 
@@ -191,6 +205,7 @@ def make_plan(
         n_neg = (batch[0] - 1) * M if negative == "all" else 1
         return Plan(None, None, None, None, labels, pm, False, static, ms=(Qp, Qn, anchor_w, n_pos, n_neg))
 
+    _check_closed_form(loss, negative)
     if negative in EXACT_NEGATIVES:
         Qn = negative_weights(negative, D, ~same_label, pr / (n_labels - 1))
         tuples, w_pos, w_neg, w_trip = _all_negative_tuples(Qp, Qn, anchor_w)
@@ -218,7 +233,11 @@ def evaluate_plan(plan: Plan, loss: MetricLoss, D_modes: torch.Tensor) -> Popula
     n_trip = len(plan.w_trip) if plan.w_trip is not None else -1
     per_term = {}
     for name, t in terms.items():
-        if t.kind == "pos_pair":
+        if t.kind == "pos_pair" and len(t) == n_trip and len(t) != len(plan.w_pos):
+            # One term per (anchor, positive, negative), e.g. NCA with one negative per positive pair: the plan
+            # lists every negative of each positive pair, so the term follows the triplet law.
+            w = plan.w_trip
+        elif t.kind == "pos_pair":
             w = plan.w_pos
         elif t.kind == "neg_pair":
             w = plan.w_neg
@@ -314,6 +333,23 @@ def _selected_negative_tuples(rule: str, D: torch.Tensor, Qp: torch.Tensor, othe
     w = anchor_w[a] * Qp[g, a, p]
     tuples = Tuples(trip.positive_pairs, trip.negative_pairs, D.shape[0], D.shape[1], 0, 0, _triplets=trip)
     return tuples, w
+
+
+def _check_closed_form(loss: MetricLoss, negative: str) -> None:
+    """Refuse, in one line, the losses whose term is a log-sum over the batch (no closed-form expectation)."""
+    name = type(loss).__name__
+    if isinstance(loss, ProxyLoss):
+        raise ValueError(f"{name} is a proxy loss; its population objective is rival_objectives.proxy_population_loss")
+    if isinstance(loss, (SupConLoss, SpreadLoss)):
+        raise ValueError(
+            f"{name}'s terms are a log-sum over the whole batch, which has no closed-form expectation; "
+            "use monte_carlo_loss (or collapse.theory.rival_objectives.minimize_batch_mc)"
+        )
+    if isinstance(loss, EasyPositiveNCALoss) and negative == "all":
+        raise ValueError(
+            "nca with all negatives is a log-sum over the batch's negatives (no closed form, unbounded as the "
+            "batch grows); use negative='random', 'semihard' or 'hard', or monte_carlo_loss"
+        )
 
 
 def _reads_labels(loss: MetricLoss) -> bool:

@@ -15,8 +15,9 @@ r"""Population objectives of the rival losses in the mode-level model, and their
   minimised jointly over the mode embeddings :math:`Z` and the proxies :math:`W` (the loss's own
   ``sample_terms`` and regulariser; no second copy of either loss).
 
-The verdict per start uses :data:`collapse.experiment.COLLAPSE_THRESHOLD` on the mean distance between the modes of
-a class (:func:`collapse.theory.minimize.separations`), as T2-T5 do.
+A start is collapsed when the mean distance between the modes of a class (:func:`collapse.theory.minimize.separations`)
+is below the collapse instrument's resolution, half the loss's margin
+(:func:`collapse.theory.minimize.collapse_resolution`), as T0-T5 judge.
 """
 
 from __future__ import annotations
@@ -28,10 +29,9 @@ import torch
 import torch.nn.functional as F
 
 from collapse._validation import check_int, check_real
-from collapse.experiment import COLLAPSE_THRESHOLD
 from collapse.losses import MetricLoss, ProxyLoss, make_loss
 from collapse.sampling import Sampler
-from collapse.theory.minimize import separations
+from collapse.theory.minimize import collapse_resolution, separations
 from collapse.theory.model import ModeModel
 from collapse.theory.population import mode_distances
 
@@ -40,12 +40,14 @@ __all__ = ["RivalResult", "minimize_batch_mc", "minimize_proxy", "proxy_populati
 
 @dataclass
 class RivalResult:
-    """Final unit mode embeddings (G, N, d), per-start mean intra-class mode distance and collapse verdict."""
+    """Final unit mode embeddings (G, N, d), per-start mean intra-class mode distance and collapse verdict
+    (``separation < resolution``, half the loss's margin)."""
 
     Z: torch.Tensor
     separation: np.ndarray
     collapsed: np.ndarray
     final_loss: np.ndarray
+    resolution: float
 
     @property
     def fraction_collapsed(self) -> float:
@@ -55,6 +57,7 @@ class RivalResult:
         return {
             "fraction_collapsed": self.fraction_collapsed,
             "separation": [round(float(s), 4) for s in self.separation],
+            "resolution": self.resolution,
         }
 
 
@@ -126,7 +129,8 @@ def minimize_batch_mc(
     with torch.no_grad():
         final = torch.stack([objective() for _ in range(4)]).mean(0)
     sep = separations(Z, model)
-    return RivalResult(F.normalize(Z.detach(), dim=-1), sep, sep < COLLAPSE_THRESHOLD, final.numpy())
+    res = collapse_resolution(loss_obj)
+    return RivalResult(F.normalize(Z.detach(), dim=-1), sep, sep < res, final.numpy(), res)
 
 
 def proxy_population_loss(Z: torch.Tensor, model: ModeModel, loss: ProxyLoss) -> torch.Tensor:
@@ -174,4 +178,5 @@ def minimize_proxy(
     with torch.no_grad():
         final = proxy_population_loss(Z, model, loss_obj)
     sep = separations(Z, model)
-    return RivalResult(F.normalize(Z.detach(), dim=-1), sep, sep < COLLAPSE_THRESHOLD, final.numpy())
+    res = collapse_resolution(loss_obj)
+    return RivalResult(F.normalize(Z.detach(), dim=-1), sep, sep < res, final.numpy(), res)

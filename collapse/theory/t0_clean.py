@@ -34,11 +34,10 @@ import math
 import numpy as np
 import torch
 
-from collapse.experiment import COLLAPSE_THRESHOLD
 from collapse.theory.checks import Check
-from collapse.theory.minimize import minimize_population, separations
+from collapse.theory.minimize import collapse_resolution, minimize_population, separations
 from collapse.theory.model import ModeModel
-from collapse.theory.population import population_loss
+from collapse.theory.population import build_loss, population_loss
 
 __all__ = ["check_t0", "clean_configuration"]
 
@@ -103,7 +102,10 @@ def check_t0(
             population_loss(Zm, clean, "margin", positive, negative, batch=batch, margin=alpha, beta=beta).loss
         )
     sep = {"triplet": float(separations(Zt[None], clean)[0]), "margin": float(separations(Zm[None], clean)[0])}
-    t0a = max(zero.values()) == 0.0 and min(sep.values()) > COLLAPSE_THRESHOLD
+    # "Modes apart" at each loss's resolution (half its margin; the margin loss's is alpha too).
+    resolution = {"triplet": collapse_resolution(build_loss("triplet", margin=alpha)),
+                  "margin": collapse_resolution(build_loss("margin", margin=alpha, beta=beta))}
+    t0a = max(zero.values()) == 0.0 and all(sep[k] > resolution[k] for k in sep)
     contrastive = {}
     for eps in noise_levels:
         res = minimize_population(
@@ -119,6 +121,7 @@ def check_t0(
         contrastive[f"eps={eps}"] = {
             "fraction_collapsed": res.fraction_collapsed,
             "max_mode_separation": float(res.separation.max()),
+            "resolution": res.resolution,
         }
     t0b = all(v["fraction_collapsed"] == 1.0 for v in contrastive.values())
     return Check(
@@ -126,7 +129,8 @@ def check_t0(
         statement="Clean labels: triplet and margin losses have zero-loss configurations with modes apart; "
         "contrastive minimisers are class-collapsed at every noise level.",
         holds=bool(t0a and t0b),
-        evidence={"zero_loss_values": zero, "mode_separation_of_construction": sep, "contrastive": contrastive},
+        evidence={"zero_loss_values": zero, "mode_separation_of_construction": sep, "resolution": resolution,
+                  "contrastive": contrastive},
         conditions=f"C={classes}, K={modes}, alpha={alpha}, beta={beta}, construction in d=C+K; contrastive from "
         f"{seeds} random starts in d={dim}, {steps} Adam steps",
     )

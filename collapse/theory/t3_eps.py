@@ -18,7 +18,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from collapse.experiment import COLLAPSE_THRESHOLD
 from collapse.losses import TripletMarginLoss
 from collapse.sampling import Sampler
 from collapse.theory.checks import Check
@@ -65,8 +64,9 @@ def check_t3(
                 m, "triplet", "easy", "all", dim=dim, seeds=seeds, steps=steps, lr=0.02, init=init
             )
             kept[f"eps={eps}, {start} start"] = {
-                "fraction_kept": float((res.separation >= COLLAPSE_THRESHOLD).mean()),
+                "fraction_kept": float((~res.collapsed).mean()),  # mean sibling distance >= alpha / 2
                 "min_mode_separation": float(res.separation.min()),
+                "resolution": res.resolution,
             }
     # From a near-collapsed start only noise pushes siblings apart (at eps = 0 nothing acts on them): T3 says
     # EPS does not pull, not that it separates without noise.

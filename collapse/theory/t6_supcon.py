@@ -2,8 +2,8 @@ r"""T6, supervised contrastive losses in the mode-level model: SupCon, SupCon wi
 
 **Proposition (T6a; measured).** With all positives (its published form), the SupCon population objective over
 P x M batches pulls the modes of a class together at *every* noise level, including :math:`\varepsilon = 0`:
-minimisation from random starts ends class-collapsed (mean intra-class mode distance below
-:data:`~collapse.experiment.COLLAPSE_THRESHOLD`).
+minimisation from random starts ends class-collapsed (mean intra-class mode distance below the collapse
+instrument's resolution, half the loss's margin: :math:`\sqrt{2\tau}/2`).
 
 *Why (sketch).* Per anchor, :math:`\ell_a = \log\sum_{k \ne a} e^{s_{ak}} - \frac{1}{|P_a|}\sum_{p\in P_a} s_{ap}`.
 A sibling :math:`m'` of the anchor's mode gains :math:`+r(m' \mid y)/\tau` per unit of similarity from the
@@ -15,11 +15,15 @@ and the net force is a pull, with or without noise. Unlike the triplet loss (T0/
 class-balanced data; we only measure it in our model). Noise changes nothing qualitative.
 
 **Proposition (T6b; measured).** SupCon with easy positives (the nearest same-label sample as the only positive,
-which is the easy-positive NCA of Xuan et al. 2020, see :mod:`collapse.losses.supcon`) and L_spread (Chen et al.
-2022, :mod:`collapse.losses.spread`, :math:`\alpha = 0.5`) keep the modes apart from random starts at
-:math:`\varepsilon \in \{0, 0.1, 0.3\}`. For EPS this is T4's mechanism (a mode-mate is in the batch with
+which is the easy-positive NCA of Xuan et al. 2020, see :mod:`collapse.losses.supcon`) keeps the modes apart from
+random starts at :math:`\varepsilon \in \{0, 0.1, 0.3\}`, and L_spread (Chen et al. 2022,
+:mod:`collapse.losses.spread`, :math:`\alpha = 0.5`, :math:`\tau = 0.5`) keeps them under noise
+(:math:`\varepsilon \in \{0.1, 0.3\}`). For EPS this is T4's mechanism (a mode-mate is in the batch with
 probability :math:`1-(1-r(m\mid y))^{M-1}`); for L_spread the class-conditional term pushes all samples of a
-class apart, against the attract term's pull.
+class apart, against the attract term's pull, and noise adds mislabelled negatives that push further. Without
+noise L_spread's siblings end about 0.23 apart, below its resolution :math:`\sqrt{2\tau}/2 = 0.5`: collapsed at
+its own margin (the fixed 0.1 distance used before read them as kept), so :math:`\varepsilon = 0` is not part
+of the statement for L_spread (reported in the evidence).
 
 The objective is the exact P x M population objective, estimated by Monte Carlo with fresh batches at every
 step (:func:`collapse.theory.rival_objectives.minimize_batch_mc`).
@@ -27,7 +31,6 @@ step (:func:`collapse.theory.rival_objectives.minimize_batch_mc`).
 
 from __future__ import annotations
 
-from collapse.experiment import COLLAPSE_THRESHOLD
 from collapse.theory.checks import Check
 from collapse.theory.model import ModeModel
 from collapse.theory.rival_objectives import minimize_batch_mc
@@ -65,14 +68,16 @@ def check_t6(noise_levels=(0.0, 0.1, 0.3), *, seeds: int = 3, steps: int = 400, 
     keeps its modes, at every noise level."""
     rows = [run_t6(eps, method, seeds=seeds, steps=steps, **kwargs) for eps in noise_levels for method in T6_METHODS]
     supcon = [r for r in rows if r["method"] == "supcon"]
-    others = [r for r in rows if r["method"] != "supcon"]
+    # L_spread without noise ends below its resolution (see T6b): not part of the statement.
+    others = [r for r in rows if r["method"] != "supcon" and not (r["method"] == "spread" and r["eps"] == 0.0)]
     holds = all(r["fraction_collapsed"] == 1.0 for r in supcon) and all(r["fraction_collapsed"] == 0.0 for r in others)
     return Check(
         name="T6",
         statement="SupCon with all positives collapses the modes of a class at every noise level, eps = 0 included; "
-        "SupCon with easy positives and L_spread keep them.",
+        "SupCon with easy positives keeps them, and L_spread keeps them under noise.",
         holds=bool(holds),
-        evidence={"rows": rows, "threshold": COLLAPSE_THRESHOLD},
+        evidence={"rows": rows, "threshold": "each row's resolution: half its loss's margin",
+                  "not_required": "L_spread at eps = 0 (its siblings end below its resolution: collapsed)"},
         conditions=f"C=4, K=3, d=8, P x M = 4 x 8 batches, tau = 0.1 (SupCon) / 0.5 (L_spread, alpha 0.5); {seeds} "
         f"random starts x {steps} Adam steps (lr 0.03, cosine decay), 8 fresh Monte Carlo batches per step; "
         f"eps in {list(noise_levels)}",

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import torch
 
-from collapse.experiment import COLLAPSE_THRESHOLD
 from collapse.losses import make_loss
 from collapse.theory.checks import Check
 from collapse.theory.model import ModeModel
@@ -106,7 +105,7 @@ def check_t7(noise_levels=(0.0, 0.1, 0.3), *, seeds: int = 3, steps: int = 400) 
             "max_cross_mode_hessian": hess,
             "min_own_mode_hessian": own,
             "rows": rows,
-            "threshold": COLLAPSE_THRESHOLD,
+            "threshold": "each row's resolution: half its loss's margin",
         },
         conditions=f"C=4, K_modes=3, d=8; exact population objective over modes and proxies, {seeds} random starts x "
         f"{steps} Adam steps (lr 0.05, cosine decay); SoftTriple lambda 20, gamma 0.1, delta 0.01; sub-centre "

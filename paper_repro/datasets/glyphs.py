@@ -101,6 +101,20 @@ def _check_seed(split_seed: int) -> int:
     return int(split_seed)
 
 
+def _split_args(split: str, protocol: str, protocols: tuple[str, ...], split_seed: int) -> tuple[str, str, int]:
+    """The validated split, protocol and split seed of a glyph loader."""
+    return check_choice("split", split, SPLITS), check_choice("protocol", protocol, protocols), _check_seed(split_seed)
+
+
+def _side(data: InMemoryImageDataset, split: str, held_out, relabel: bool) -> InMemoryImageDataset:
+    """``data`` for ``split``: all of it, or the images where the boolean mask ``held_out()`` is (test) or is not
+    (train) set; ``relabel`` renumbers the classes of that side from 0 (zero-shot protocols)."""
+    if split == "all":
+        return data
+    test = held_out()
+    return data.subset(np.flatnonzero(test if split == "test" else ~test), relabel=relabel)
+
+
 def load_glyphs(
     root: str = "data",
     split: str = "train",
@@ -113,10 +127,8 @@ def load_glyphs(
     transform: Transform | None = None,
 ) -> InMemoryImageDataset:
     """Script -> character -> design glyphs (see the module docstring)."""
-    split = check_choice("split", split, SPLITS)
-    protocol = check_choice("protocol", protocol, ("scripts", "designs"))
+    split, protocol, seed = _split_args(split, protocol, ("scripts", "designs"), split_seed)
     label = check_choice("label", label, ("script", "character"))
-    seed = _check_seed(split_seed)
     a = load_glyph_arrays(root, size)
     scripts = a["script_names"].tolist()
     script, cps = a["script"].astype(np.int64), a["codepoint"].astype(np.int64)
@@ -131,15 +143,13 @@ def load_glyphs(
     data = InMemoryImageDataset(
         a["images"], labels, names, name="glyphs", fine_labels=fine, fine_names=fine_names, transform=transform
     )
-    if split == "all":
-        return data
-    if protocol == "scripts":
-        held = held_out_scripts(len(scripts), _fraction(test_fraction, 0.4), seed)
-        test = np.isin(script, held)
-    else:
-        test = held_out_designs(script, a["design"].astype(np.int64), _fraction(test_fraction, 0.25), seed)
-    idx = np.flatnonzero(test if split == "test" else ~test)
-    return data.subset(idx, relabel=protocol == "scripts" or label == "character")
+
+    def held_out() -> np.ndarray:
+        if protocol == "scripts":
+            return np.isin(script, held_out_scripts(len(scripts), _fraction(test_fraction, 0.4), seed))
+        return held_out_designs(script, a["design"].astype(np.int64), _fraction(test_fraction, 0.25), seed)
+
+    return _side(data, split, held_out, relabel=protocol == "scripts" or label == "character")
 
 
 def load_glyph_case(
@@ -153,9 +163,7 @@ def load_glyph_case(
     transform: Transform | None = None,
 ) -> InMemoryImageDataset:
     """Latin letter (coarse) -> upper / lower case (fine) -> design (see the module docstring)."""
-    split = check_choice("split", split, SPLITS)
-    protocol = check_choice("protocol", protocol, ("designs", "letters"))
-    seed = _check_seed(split_seed)
+    split, protocol, seed = _split_args(split, protocol, ("designs", "letters"), split_seed)
     a = load_glyph_arrays(root, size)
     scripts = a["script_names"].tolist()
     if "Latin" not in scripts:
@@ -180,15 +188,12 @@ def load_glyph_case(
         fine_names=fine_names,
         transform=transform,
     )
-    if split == "all":
-        return data
-    if protocol == "designs":
-        designs = np.unique(design)
-        k = max(1, round(_fraction(test_fraction, 0.25) * len(designs)))
-        held = np.random.default_rng([seed, 2]).permutation(designs)[:k]
-        test = np.isin(design, held)
-    else:
-        held = held_out_scripts(len(CASE_LETTERS), _fraction(test_fraction, 0.25), seed)
-        test = np.isin(letter, held)
-    idx = np.flatnonzero(test if split == "test" else ~test)
-    return data.subset(idx, relabel=protocol == "letters")
+
+    def held_out() -> np.ndarray:
+        if protocol == "designs":
+            designs = np.unique(design)
+            k = max(1, round(_fraction(test_fraction, 0.25) * len(designs)))
+            return np.isin(design, np.random.default_rng([seed, 2]).permutation(designs)[:k])
+        return np.isin(letter, held_out_scripts(len(CASE_LETTERS), _fraction(test_fraction, 0.25), seed))
+
+    return _side(data, split, held_out, relabel=protocol == "letters")

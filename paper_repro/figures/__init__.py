@@ -31,7 +31,7 @@ from pathlib import Path
 from types import ModuleType
 
 from collapse.io import write_json
-from paper_repro.figures.common import FigureResult, git_commit, manifest_entry
+from paper_repro.figures.common import FigureResult, git_commit, manifest_entry, stable_store
 
 __all__ = ["FIGURES", "FigureResult", "build", "figure_module", "resolve_keys"]
 
@@ -136,7 +136,8 @@ def build(
             continue
         seconds = time.perf_counter() - start
         cmd = f"{command} --only {key}" + (" --full" if full else "")
-        cmd += "".join(f" --{k.replace('_', '-')} {v}" for k, v in (overrides or {}).items())
+        recorded = {k: stable_store(v) if k == "store" else v for k, v in (overrides or {}).items()}
+        cmd += "".join(f" --{k.replace('_', '-')} {v}" for k, v in recorded.items() if v is not None)
         manifest["figures"][key] = manifest_entry(result, out=out, command=cmd, commit=commit, seconds=seconds)
         manifest["figures"] = dict(sorted(manifest["figures"].items()))
         manifest["updated"] = datetime.now(UTC).isoformat(timespec="seconds")

@@ -23,6 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from collapse.plotting import MARKERS, class_palette  # noqa: E402
+from collapse.runs import stable_path  # noqa: E402
 
 __all__ = [
     "BLACK",
@@ -46,6 +47,7 @@ __all__ = [
     "resolve_params",
     "save_figure",
     "shades",
+    "stable_store",
 ]
 
 # Okabe-Ito (Wong 2011), the same order as collapse.plotting.class_palette.
@@ -203,5 +205,15 @@ def manifest_entry(result: FigureResult, *, out: Path, command: str, commit: str
 
 
 def params_dict(params: object) -> dict:
-    """A dataclass of parameters as a JSON-ready dict."""
-    return _plain(asdict(params))
+    """A dataclass of parameters as a JSON-ready dict; its result ``store`` as :func:`stable_store` records it."""
+    out = _plain(asdict(params))
+    if "store" in out:
+        out["store"] = stable_store(out["store"])
+    return out
+
+
+def stable_store(store: str | Path | None) -> str | None:
+    """The result store as the manifest records it (:func:`collapse.runs.stable_path`): relative to the checkout, or
+    None outside it (the records are keyed by their runs, so the figure's command recomputes them in the default
+    store)."""
+    return stable_path(store)

@@ -86,7 +86,7 @@ def draw(out: str | Path, params: Params | None = None, *, full: bool = False, p
     rows, panels = [], []
     for positive in ("random", "easy"):
         run = runs[positive][0]
-        emb, test = run_embeddings(run, data_root=p.real.data_root, progress=progress)
+        emb, test = run_embeddings(run, p.real, progress=progress)
         y = np.asarray(test.labels)
         fine = np.asarray(test.fine_labels) if test.fine_labels is not None else y.copy()
         keep = _subset(fine, p.max_points, p.seed)

@@ -9,8 +9,9 @@ the most seeds wins, then the one with the most training steps; figures of one r
 is there. Without one, :func:`get_runs` trains a pair of :class:`~paper_repro.train_run.TrainRun` s under
 ``train_root`` through the run layer's executor (records in ``store``; resumable; a finished pair is reused as is).
 
-:func:`run_embeddings` rebuilds a run's network and test split exactly as ``python -m paper_repro.evaluate`` does
-(:mod:`paper_repro.builders`) and embeds the test images with its final checkpoint.
+:func:`run_embeddings` reads a run's test embeddings from the result store: the record of its
+:class:`~paper_repro.embed_run.EmbedRun` (kind ``paper-repro-embed``), which embeds the test split with the final
+checkpoint exactly as ``python -m paper_repro.evaluate`` does, computed on first use.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ import numpy as np
 
 from collapse.runs import ResultStore
 from paper_repro.config import TrainConfig
+from paper_repro.embed_run import EmbeddedTest, embedded_test
 
-__all__ = ["FULL", "RealParams", "Run", "find_pairs", "get_runs", "run_embeddings", "small_config"]
+__all__ = ["FULL", "RealParams", "Run", "find_pairs", "get_runs", "real_store", "run_embeddings", "small_config"]
 
 POSITIVES = ("random", "easy")
 #: Fields that say where or how fast a run ran, not what it computed; two runs of a pair may differ in them.
@@ -156,7 +158,7 @@ def get_runs(
 
     configs = {positive: small_config(positive, p) for positive in POSITIVES}
     todo = [TrainRun(configs[k]) for k in POSITIVES]
-    store = ResultStore(p.store if p.store is not None else Path(p.train_root) / "store").prepare()
+    store = real_store(p)
     record_finished(todo, store)
     workers = min(len(todo), os.cpu_count() or 1)
     ex = execute(todo, store, backend="processes" if workers > 1 else "inline", workers=workers,
@@ -173,30 +175,15 @@ def get_runs(
     return {k: [r] for k, r in runs.items()}, where
 
 
-_CACHE: dict[tuple[str, float], tuple[np.ndarray, object]] = {}
+def real_store(p: RealParams) -> ResultStore:
+    """The result store of the real-image runs and their test embeddings (``store``, else ``<train_root>/store``)."""
+    return ResultStore(p.store if p.store is not None else Path(p.train_root) / "store").prepare()
 
 
-def run_embeddings(run: Run, *, data_root: str | None = None, progress: bool = False) -> tuple[np.ndarray, object]:
-    """``(embeddings (N, d) float32, test split)`` of ``run``'s final checkpoint, as ``paper_repro.evaluate`` builds
-    them (the run's own ``eval_samples`` subset). ``data_root`` replaces the run's data folder if that is missing."""
-    import torch
-
-    from paper_repro.builders import build_model, eval_transform_for, load_test
-    from paper_repro.checkpoint import CHECKPOINT, load_checkpoint
-    from paper_repro.evaluate import embed_dataset
-
-    ckpt_path = run.path / CHECKPOINT
-    key = (str(ckpt_path.resolve()), ckpt_path.stat().st_mtime)
-    if key in _CACHE:
-        return _CACHE[key]
-    cfg = run.config
-    if data_root is not None and not Path(cfg.root).exists():
-        cfg = TrainConfig.from_dict({**cfg.to_dict(), "root": data_root})
-    test = load_test(cfg)
-    model = build_model(cfg, test)
-    model.load_state_dict(load_checkpoint(ckpt_path, map_location="cpu")["model"])
-    with torch.no_grad():
-        emb = embed_dataset(model, test, transform=eval_transform_for(cfg, test), batch_size=cfg.eval_batch_size,
-                            progress=progress)
-    _CACHE[key] = (emb.numpy(), test)
-    return _CACHE[key]
+def run_embeddings(run: Run, p: RealParams, *, progress: bool = False) -> tuple[np.ndarray, EmbeddedTest]:
+    """``(embeddings (N, d) float32, embedded test split)`` of ``run``'s final checkpoint, read from the record of
+    its :class:`~paper_repro.embed_run.EmbedRun` in :func:`real_store` (computed there on first use, as
+    ``paper_repro.evaluate`` embeds: the run's own ``eval_samples`` subset). ``p.data_root`` replaces the run's data
+    folder if that is missing."""
+    test = embedded_test(run.path, run.config, real_store(p), data_root=p.data_root, progress=progress)
+    return test.embeddings, test

@@ -81,7 +81,7 @@ def draw(out: str | Path, params: Params | None = None, *, full: bool = False, p
     queries = None
     for positive in ("random", "easy"):
         run = runs[positive][0]
-        emb, test = run_embeddings(run, data_root=p.real.data_root, progress=progress)
+        emb, test = run_embeddings(run, p.real, progress=progress)
         coarse = np.asarray(test.labels)
         fine = np.asarray(test.fine_labels) if test.fine_labels is not None else coarse
         if queries is None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from collapse.experiment import SimConfig, make_data, verdict
+from collapse.experiment import STATE_KEYS, SimConfig, make_data, verdict
 from collapse.io import write_csv, write_json
 from collapse.metrics import mode_separation
 from collapse.runs import DEFAULT_STORE, ResultStore, SimRun, execute
@@ -68,6 +68,15 @@ def _projection(final: np.ndarray) -> np.ndarray:
         return np.eye(2)
     _, _, vt = np.linalg.svd(final, full_matrices=False)
     return vt[:2].T
+
+
+def _outcome(res: dict, seeds: int) -> str:
+    """The row's verdict in two short lines: the state of most seeds and how many, then its detail if any."""
+    text = verdict(res)
+    state = next(s for s in STATE_KEYS if text.startswith(s))
+    detail = text[len(state):].strip(" ()")
+    count = round(res[STATE_KEYS[state]] * seeds)
+    return f"{state} ({count}/{seeds} seeds)" + (f"\n{detail}" if detail else "")
 
 
 def draw(out: str | Path, params: Params | None = None, *, full: bool = False, progress: bool = False) -> FigureResult:
@@ -123,8 +132,7 @@ def draw(out: str | Path, params: Params | None = None, *, full: bool = False, p
                 ax.set_xticks([-1, 0, 1])
                 ax.set_yticks([-1, 0, 1])
                 if j == 0:
-                    outcome = f"{verdict(res)}, {int(res['seeds_collapsed'])}/{p.seeds} seeds collapsed"
-                    ax.set_ylabel(f"{POSITIVE_NAMES[rule]}\nnoise {noise:g}\n({outcome})\n\n"
+                    ax.set_ylabel(f"{POSITIVE_NAMES[rule]}, noise {noise:g}\n{_outcome(res, p.seeds)}\n\n"
                                   + ("y" if p.dim == 2 else "PC 2"), fontsize=8.5)
                 if i == nr - 1:
                     ax.set_xlabel("x" if p.dim == 2 else "PC 1")
@@ -146,8 +154,8 @@ def draw(out: str | Path, params: Params | None = None, *, full: bool = False, p
         f"{' and '.join(f'{n:g}' for n in p.noises)} (rows); colour = class, marker = mode. Each row is seed 0 of a "
         f"{p.seeds}-seed collapse.runs.SimRun ({p.loss} loss, {p.negative} negatives, tied "
         "model: one point per mode); panel titles give that snapshot's mode separation (mean distance between the "
-        "mode centroids of a class), row labels the final verdict of most seeds (collapse.metrics.collapse_verdict, "
-        "docs/measures.md) and how many seeds collapsed."
+        "mode centroids of a class), row labels the final state of most seeds (collapse.metrics.collapse_verdict, "
+        "docs/measures.md) and how many seeds are in it."
     )
     return FigureResult(KEY, NAME, png, [csv_path, json_path], caption,
                         source="collapse.runs.SimRun (snapshot_steps), read from the result store", seed=p.seed,

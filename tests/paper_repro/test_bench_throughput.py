@@ -39,6 +39,21 @@ def test_several_runs_in_one_program_count_every_runs_images(tmp_path, capsys, m
     assert result["runs"] == 3 and result["images_per_s"] > 0 and torch.isfinite(torch.tensor(result["final_loss"]))
 
 
+def test_speedup_table_rows_and_roofline(tmp_path, capsys):
+    argv = ["--model", "small_cnn", "--size", "8", "--batch", "8", "--per-class", "4", "--steps", "1", "--warmup",
+            "0", "--speedup", "2", "--repeats", "1", "--device", "cpu", "--dim", "8", "--out", str(tmp_path),
+            "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    assert "speed-up vs one run" in capsys.readouterr().out
+    (f,) = tmp_path.glob("speedup_small_cnn_*.json")
+    res = json.loads(f.read_text())
+    assert [(r["runs"], r["channels_last"]) for r in res["rows"]] == [(1, False), (1, True), (1, False), (2, True),
+                                                                      (2, True)]  # fmt: skip
+    assert res["rows"][0]["speedup"] == 1.0 and all(r["images_per_s"] > 0 for r in res["rows"])
+    assert res["flops_per_image"] > 0 and res["matmul_gflop_per_s"] > 0
+    assert f.with_suffix(".md").read_text().count("| ") >= 4
+
+
 @pytest.mark.parametrize(
     "argv,message",
     [
@@ -48,6 +63,8 @@ def test_several_runs_in_one_program_count_every_runs_images(tmp_path, capsys, m
         (["--amp", "fp8"], "--amp must be one of none, bf16; got 'fp8'"),
         (["--steps", "0"], "--steps must be an integer in [1, inf)"),
         (["--device", "tpu"], "--device must be cpu, cuda or cuda:N"),
+        (["--model", "small_cnn", "--speedup", "1,x"], "--speedup must be comma-separated integers >= 2"),
+        (["--model", "resnet18", "--speedup", "2"], "--speedup supports --model small_cnn or mlp-head"),
     ],
 )
 def test_bad_flags_exit_2_with_one_line(argv, message, capsys):

@@ -20,7 +20,7 @@ from paper_repro.figures.__main__ import main
 from paper_repro.figures.real_runs import RealParams, find_pairs, get_runs
 from paper_repro.figures.retrieval_grid import match_kinds
 
-from .datasets.fixtures import make_idx_set
+from .real_fixture import tiny_real
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -28,11 +28,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def real(tmp_path_factory) -> RealParams:
     """A tiny MNIST-layout data set (image i is the constant i, label i % 10) and the settings of a 4-step pair."""
-    root = tmp_path_factory.mktemp("figdata")
-    make_idx_set(root / "data" / "mnist", n_train=150, n_test=60, hw=6)
-    return RealParams(dataset="mnist-groups", data_root=str(root / "data"), runs_root="",
-                      train_root=str(root / "runs"), steps=4, eval_every=2, train_samples=None, eval_samples=None,
-                      batch_classes=3, samples_per_class=4, dim=8, store=str(root / "store"))
+    return tiny_real(tmp_path_factory.mktemp("figdata"))
 
 
 def tiny_params(real: RealParams) -> dict:

@@ -23,22 +23,34 @@ def digits():
     return tr, te
 
 
-@pytest.mark.parametrize("augment", [False, True])
-def test_each_grouped_run_equals_its_single_run(tmp_path, digits, augment):
+@pytest.mark.parametrize(("augment", "channels_last", "threads"),
+                         [(False, False, 1), (True, False, 2), (False, True, 1), (False, True, 2)])  # fmt: skip
+def test_each_grouped_run_equals_its_single_run(tmp_path, digits, augment, channels_last, threads):
+    """NCHW: the grouped program computes exactly the single runs' operations (atol 1e-5 after Adam). Channels-last
+    (the fast layout) changes only oneDNN's summation order; Adam's first steps move each weight by about lr
+    whatever the gradient's size, so a rounding difference of a near-zero gradient can reach a few 1e-4: the
+    weights are compared to 1e-3 (a quarter of the 4 steps' largest move, 4 lr) and the losses to 1e-3 relative.
+    ``threads=2`` splits the runs over two threads (each run's operations unchanged)."""
     base = dict(dataset="digits", steps=4, eval_every=4, batch_classes=2, samples_per_class=6, dim=16,
                 augment=augment, label_noise=0.1)  # fmt: skip
     runs = [(0, "easy", "all", 1e-3), (1, "random", "all", 3e-3), (2, "easy", "random", 1e-3)]
     cfgs = [TrainConfig(out=str(tmp_path / f"r{s}"), seed=s, positive=p, negative=n, lr=lr, **base)
             for s, p, n, lr in runs]  # fmt: skip
-    grouped = train_grouped(cfgs, train_data=digits[0], test_data=digits[1], progress=False)
+    grouped = train_grouped(cfgs, train_data=digits[0], test_data=digits[1], progress=False,
+                            channels_last=channels_last, threads=threads)  # fmt: skip
+    atol, rel = (1e-3, 1e-3) if channels_last else (1e-5, 1e-5)
+    worst = 0.0
     for cfg, model, res in zip(cfgs, grouped["models"], grouped["runs"]):
         single = train(cfg, train_data=digits[0], test_data=digits[1], progress=False)
         ref = load_checkpoint(tmp_path / f"r{cfg.seed}" / CHECKPOINT)["model"]
         got = model.state_dict()
         for k in ref:
-            assert torch.allclose(ref[k].float(), got[k].float(), atol=1e-5), (cfg.seed, k)
-        assert res["final"]["train_loss"] == pytest.approx(single["final"]["train_loss"], rel=1e-5)
-        assert res["final"]["recall_at_1"] == pytest.approx(single["final"]["recall_at_1"], abs=1e-9)
+            worst = max(worst, float((ref[k].float() - got[k].float()).abs().max()))
+            assert torch.allclose(ref[k].float(), got[k].float(), atol=atol), (cfg.seed, k)
+        assert res["final"]["train_loss"] == pytest.approx(single["final"]["train_loss"], rel=rel)
+        if not channels_last:
+            assert res["final"]["recall_at_1"] == pytest.approx(single["final"]["recall_at_1"], abs=1e-9)
+    print(f"largest weight difference to the single runs: {worst:.2e}")
 
 
 def test_grouped_mlp_and_adam_equal_separate_heads_with_torch_adam():

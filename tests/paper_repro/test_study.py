@@ -101,34 +101,55 @@ def test_judge_sees_merged_sub_classes():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="measured 2026-12-02 (2000 steps, seed 0): the instrument judges BOTH probes collapsed (7 of 7 merges at "
-    "half the margin; clean loss 0.214, noisy 0.2005) while the fine linear probe stays 0.83-0.84 in both; the "
-    "acceptance criterion of issue 12 is not met yet",
-)
 def test_acceptance_probe(tmp_path):
     """The issue's probe (CNN, noise 0.3, random positives, all negatives, M = 18, 2000 steps) is judged collapsed
-    by the instrument and the clean run is not (hours on a shared 2-core CPU)."""
-    from paper_repro.study_probe import run_probe
+    by the instrument and the clean run is not, and the controls on the clean run hold (about 20 min of CPU;
+    measured 2026-12-02: clean "partly 3/7", class radius 1.04 margins; noisy "collapsed", 0.32 margins)."""
+    from paper_repro.study_probe import judge_probe, run_probe
 
     root = Path("data")
     if not (root / "fashion-mnist").is_dir():
         pytest.skip("needs Fashion-MNIST under data/ (python -m paper_repro.datasets.fetch)")
-    res = run_probe(tmp_path / "probe", steps=2000, root=str(root), progress=False)
-    z = np.load(res["embeddings"])
-    verdicts = {}
-    for name in ("clean-random", "noisy-random"):
-        j = judge_embeddings(
-            z[f"{name}_train"],
-            z["train_labels"],
-            z["train_fine"],
-            z[f"{name}_test"],
-            z["test_labels"],
-            z["test_fine"],
-            margin=0.2,
-            loss=float(z[f"{name}_final_loss"]),
-        )
-        verdicts[name] = j["verdict"]
-    assert verdicts["noisy-random"] == "collapsed"
-    assert verdicts["clean-random"] != "collapsed"
+    run_probe(tmp_path / "probe", steps=2000, root=str(root), progress=False)
+    rows = judge_probe(tmp_path / "probe")
+    assert rows[1]["verdict"] == "collapsed"
+    assert rows[0]["verdict"] != "collapsed"
+    assert all(r["held"] for r in rows), [(r["row"], r["verdict"]) for r in rows]
+
+
+def test_study_resumes_from_the_store_and_recomputes_only_missing_blocks(tmp_path):
+    """Each (features, M) block is a record of the result store: with one block's record seeded (a study killed
+    after its first block), the rerun computes only the other block and writes the same files from the records."""
+    import shutil
+
+    from paper_repro.study import plan_blocks
+
+    root = fake_fashion(tmp_path / "data", n_train=240, n_test=120)
+    plan = replace(QUICK, root=str(root), n_train=200, n_test=100, features=("pca",), pca_dim=6, Ms=(4, 6),
+                   noises=(0.0,), losses=("triplet",), steps=10, window=5, seeds=2, lrs=(1e-2,),
+                   null_permutations=2)  # fmt: skip
+    first = run_study(plan, tmp_path / "a", quick=True, progress=False, store=tmp_path / "store_a")
+    assert (first["blocks_computed"], first["blocks_from_store"]) == (2, 0)
+    blocks = plan_blocks(plan, [4, 6])
+    seeded = tmp_path / "store_b" / "records"
+    seeded.mkdir(parents=True)
+    shutil.copy(tmp_path / "store_a" / "records" / f"{blocks[0].key}.json", seeded)
+    before = (seeded / f"{blocks[0].key}.json").read_bytes()
+    second = run_study(plan, tmp_path / "b", quick=True, progress=False, store=tmp_path / "store_b")
+    assert (second["blocks_computed"], second["blocks_from_store"]) == (1, 1)
+    assert (seeded / f"{blocks[0].key}.json").read_bytes() == before  # read, not rewritten
+    assert sorted(p.name for p in seeded.iterdir()) == sorted(f"{b.key}.json" for b in blocks)
+    for name in ("runs.csv", "curves.csv", "comparisons.csv", "table.md"):
+        a, b = (tmp_path / "a" / name).read_text(), (tmp_path / "b" / name).read_text()
+        assert a.split("\n")[1:] == b.split("\n")[1:], name  # table.md's first line holds the study's time
+    from paper_repro.study import write_figures
+
+    files = write_figures(tmp_path / "b", tmp_path / "figs", "quick")
+    assert {f.name for f in files} >= {"real_study_quick.md", "real_study_quick_runs.csv",
+                                       "real_study_quick_curves.png"}
+    third = run_study(plan, tmp_path / "c", quick=True, progress=False, store=tmp_path / "store_b")
+    assert (third["blocks_computed"], third["blocks_from_store"]) == (0, 2)
+    # The key names what a block computes, not where its data lies or how its results are gated.
+    moved = plan_blocks(replace(plan, root="elsewhere", gate_tol=0.2), [4, 6])
+    assert [b.key for b in moved] == [b.key for b in blocks]
+    assert plan_blocks(replace(plan, steps=11), [4, 6])[0].key != blocks[0].key

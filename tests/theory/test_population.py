@@ -114,3 +114,63 @@ def test_population_errors_are_one_line():
         population_loss(Z, m, "triplet", "easy", "semihard", batch=(3, 4))
     with pytest.raises(ValueError, match="batch"):
         population_loss(Z, m, "multisimilarity", "all", "all")
+
+
+# ------------------------------------------------------------------------------------------------ every combination
+# What population_loss does for each loss x positive x negative x batch model: "exact" (a closed form, checked
+# against Monte Carlo over real sampled batches where the batch is finite), or a one-line ValueError naming the
+# way out. NCA with all negatives is a log-sum over the batch's negatives (no closed form; unbounded as the batch
+# grows), like multi-similarity; SupCon and L_spread sum over the batch for every rule; proxy losses have proxies.
+POSITIVES = ("random", "easy", "hard", "all")
+NEGATIVES = ("all", "random", "semihard", "hard")
+POINT_LOSSES = ("contrastive", "triplet", "triplet-sq", "margin", "margin-learned", "nca")
+
+
+def _expected(loss: str, negative: str, batch) -> str | None:
+    """None when population_loss has a closed form, else a fragment of the error it must give."""
+    if loss in ("softtriple", "subcenter-arcface"):
+        return "proxy_population_loss"
+    if loss in ("supcon", "spread"):
+        return "monte_carlo_loss"
+    if loss == "multisimilarity":
+        return "batch=" if batch is None else (None if negative in ("all", "random") else "negatives all/random")
+    if loss == "nca" and negative == "all":
+        return "monte_carlo_loss"
+    if batch is not None and negative in ("semihard", "hard"):
+        return "monte_carlo_loss"
+    return None
+
+
+_LOSS_NAMES = (*POINT_LOSSES, "multisimilarity", "supcon", "spread", "softtriple", "subcenter-arcface")
+
+
+@pytest.mark.parametrize("batch", [None, (3, 4)], ids=["infinite", "3x4"])
+@pytest.mark.parametrize("negative", NEGATIVES)
+@pytest.mark.parametrize("positive", POSITIVES)
+@pytest.mark.parametrize("loss", _LOSS_NAMES)
+def test_every_combination_is_finite_or_refused_in_one_line(loss, positive, negative, batch):
+    m = ModeModel.symmetric(3, 2, 0.1)
+    Z = torch.randn(6, 4, generator=torch.Generator().manual_seed(4), dtype=torch.float64, requires_grad=True)
+    kw = {"num_classes": 3} if loss == "margin-learned" else {}
+    expected = _expected(loss, negative, batch)
+    if expected is not None:
+        with pytest.raises(ValueError, match=expected) as info:
+            population_loss(Z, m, loss, positive, negative, batch=batch, **kw)
+        assert "\n" not in str(info.value)
+        return
+    out = population_loss(Z, m, loss, positive, negative, batch=batch, **kw)
+    assert out.per_group.shape == (1,) and torch.isfinite(out.loss)
+    out.loss.backward()
+    assert torch.isfinite(Z.grad).all()
+
+
+@pytest.mark.parametrize("positive", ["random", "easy", "hard", "all"])
+def test_nca_random_negative_matches_monte_carlo(positive):
+    """NCA with one random negative per positive pair: softplus((S_an - S_ap)/tau) averaged over the triplet law
+    (the cross product of positives and negatives, weighted per triplet) equals sampled batches."""
+    gen = torch.Generator().manual_seed(5)
+    m = ModeModel.from_noise([2, 3, 2], 0.2)
+    Z = torch.randn(7, 4, generator=gen, dtype=torch.float64)
+    exact = population_loss(Z, m, "nca", positive, "random", batch=(3, 4)).loss.item()
+    _, mc = monte_carlo_loss(Z, m, "nca", positive, "random", batch=(3, 4), n_batches=6000, generator=gen)
+    assert abs(exact - mc.mean) < 4.5 * mc.stderr + 1e-9, (exact, mc)
