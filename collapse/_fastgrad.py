@@ -16,6 +16,10 @@ backward is a handful of vectorised operations:
   - ``sqeuclidean``: :math:`\lVert u_i - u_j\rVert^2`, gradient :math:`\pm 2g\,(u_i - u_j)`;
   - ``cosine``: :math:`1 - u_i^\top u_j`, gradients :math:`-g\,u_j` and :math:`-g\,u_i`.
 
+* :func:`anchor_distance`: the same distances between every row and one partner per row (``K`` partners each),
+  the fixed-shape loss step's :math:`D_{a\,p(a)}` and :math:`D_{a\,n(a)}`: one gather of the partners, and a backward
+  whose anchor part is a sum instead of a scatter.
+
 * :func:`log1p_sum_exp`: row-wise :math:`\log(1 + \sum_{j: m_j} e^{c (s_j - \lambda)})` (the two halves of the
   multi-similarity loss), computed as :math:`\mu + \log(e^{-\mu} + \sum_j e^{x_j - \mu})` with
   :math:`\mu = \max(0, \max_j x_j)`; its backward is the softmax weights times :math:`c\,g`, one pass over the
@@ -32,7 +36,7 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
-__all__ = ["PAIR_KINDS", "gram", "log1p_sum_exp", "pair_distance", "unit_rows"]
+__all__ = ["PAIR_KINDS", "anchor_distance", "gram", "log1p_sum_exp", "pair_distance", "unit_rows"]
 
 PAIR_KINDS = ("euclidean", "sqeuclidean", "cosine")
 
@@ -101,22 +105,78 @@ def pair_distance(x: torch.Tensor, i: torch.Tensor, j: torch.Tensor, kind: str) 
     return _PairDistance.apply(x, i, j, kind)
 
 
+class _AnchorDistance(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, j: torch.Tensor, kind: str) -> torch.Tensor:
+        k, rows = j.shape
+        v = x.index_select(0, j.reshape(-1)).view(k, rows, x.shape[-1])
+        if kind == "cosine":
+            value = 1.0 - (x * v).sum(-1)
+            ctx.save_for_backward(x, v, j)
+        else:
+            diff = v.neg_().add_(x)  # in the fresh copy; (-v) + x is x - v bitwise, as pair_distance computes it
+            value = torch.linalg.vector_norm(diff, dim=-1) if kind == "euclidean" else (diff * diff).sum(-1)
+            ctx.save_for_backward(diff, value, j)
+        ctx.kind = kind
+        return value
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g: torch.Tensor):
+        a, b, j = ctx.saved_tensors
+        dim = a.shape[-1]
+        if ctx.kind == "cosine":
+            out = (b * g.unsqueeze(-1)).sum(0).neg_()
+            out.index_add_(0, j.reshape(-1), (a * g.unsqueeze(-1)).reshape(-1, dim), alpha=-1.0)
+            return out, None, None
+        if ctx.kind == "euclidean":
+            scale = (g / b).masked_fill_(b == 0, 0.0)  # a zero distance has a zero gradient
+        else:
+            scale = 2.0 * g
+        step = a * scale.unsqueeze(-1)
+        # The anchors are the rows themselves: their part is a sum over the k index sets, no scatter.
+        out = step.sum(0)
+        out.index_add_(0, j.reshape(-1), step.reshape(-1, dim), alpha=-1.0)
+        return out, None, None
+
+
+def anchor_distance(x: torch.Tensor, j: torch.Tensor, kind: str) -> torch.Tensor:
+    """``D(x[a], x[j[k, a]])`` for every row ``a`` of ``(N, d)`` rows ``x`` and each of the ``K`` index vectors of
+    ``j`` ``(K, N)``: the values of :func:`pair_distance` ``(x, arange(N).repeat(K), j.reshape(-1))``, shaped
+    ``(K, N)``, without gathering or scattering the anchors' own rows (they are ``x`` itself)."""
+    if kind not in PAIR_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(PAIR_KINDS)}; got {kind!r}")
+    if j.dim() != 2 or j.shape[1] != x.shape[0]:
+        raise ValueError(f"j must have shape (K, {x.shape[0]}), got {tuple(j.shape)}")
+    return _AnchorDistance.apply(x, j, kind)
+
+
+def _log1p_sum_exp_weights(s, mask, exclude, scale: float, shift: float):
+    """``(weights, total, top)`` of :func:`log1p_sum_exp`: ``weights = exp(scale (s - shift) - top)`` (0 where not
+    counted), ``total = exp(-top) + sum(weights)``, ``top = max(0, max_j scale (s_j - shift))``, each row."""
+    if exclude is None:
+        x = torch.sub(s, shift).mul_(scale).masked_fill_(~mask, float("-inf"))
+        offset = 0.0
+    else:
+        # scale * s in one pass and -inf at the excluded entries (a scatter of their indices, not a pass over a
+        # boolean mask); the shift goes into the subtracted maximum below.
+        x = torch.mul(s, scale).scatter_(-1, exclude, float("-inf"))
+        offset = scale * shift
+    top = x.amax(dim=-1, keepdim=True).sub_(offset).clamp_min_(0.0)  # the "1" is the term exp(0)
+    weights = x.sub_(top + offset).exp_()
+    total = weights.sum(dim=-1, keepdim=True).add_(torch.exp(-top))
+    return weights, total, top
+
+
 class _Log1pSumExp(torch.autograd.Function):
     @staticmethod
     def forward(ctx, s: torch.Tensor, mask, exclude, scale: float, shift: float, pick) -> torch.Tensor:
-        if exclude is None:
-            x = torch.sub(s, shift).mul_(scale).masked_fill_(~mask, float("-inf"))
-            offset = 0.0
-        else:
-            # scale * s in one pass and -inf at the excluded entries (a scatter of their indices, not a pass over a
-            # boolean mask); the shift goes into the subtracted maximum below.
-            x = torch.mul(s, scale).scatter_(-1, exclude, float("-inf"))
-            offset = scale * shift
-        top = x.amax(dim=-1, keepdim=True).sub_(offset).clamp_min_(0.0)  # the "1" is the term exp(0)
-        weights = x.sub_(top + offset).exp_()
-        total = weights.sum(dim=-1, keepdim=True).add_(torch.exp(-top))
-        ctx.save_for_backward(weights, total, pick)
-        ctx.scale = scale
+        weights, total, top = _log1p_sum_exp_weights(s, mask, exclude, scale, shift)
+        # s, mask and exclude are kept (references, no copies) only to rebuild the weights if backward runs again.
+        # The weights are an intermediate that the first backward overwrites, so they are held on ctx, outside the
+        # saved tensors' version check.
+        ctx.save_for_backward(total, pick, s, mask, exclude)
+        ctx.weights, ctx.scale, ctx.shift = weights, scale, shift
         value = (top + torch.log(total)).squeeze(-1)
         if pick is None:
             return value
@@ -125,8 +185,14 @@ class _Log1pSumExp(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, g: torch.Tensor, g_picked: torch.Tensor | None = None):
-        weights, total, pick = ctx.saved_tensors
-        grad = weights * (g.unsqueeze(-1) * ctx.scale / total)
+        total, pick, s, mask, exclude = ctx.saved_tensors
+        weights, ctx.weights = ctx.weights, None
+        if weights is None:
+            # A second backward through a retained graph: the first one wrote its gradient over the saved weights.
+            weights = _log1p_sum_exp_weights(s, mask, exclude, ctx.scale, ctx.shift)[0]
+        # The gradient is written over the saved weights, which nothing else reads: a fresh (..., B, B) tensor
+        # would cost page faults on every step on a CPU.
+        grad = weights.mul_(g.unsqueeze(-1) * ctx.scale / total)
         if pick is not None and g_picked is not None:
             # The picked entries' gradient, added in place: autograd would otherwise build a second dense (..., B)
             # gradient for the gather and add the two.

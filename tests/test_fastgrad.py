@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from collapse._fastgrad import log1p_sum_exp, pair_distance, unit_rows
+from collapse._fastgrad import PAIR_KINDS, anchor_distance, log1p_sum_exp, pair_distance, unit_rows
 
 
 def test_unit_rows_forward_is_f_normalize_bitwise_and_gradcheck():
@@ -63,3 +63,49 @@ def test_log1p_sum_exp_matches_logsumexp_and_gradcheck(scale, shift):
     torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
     assert out[2] == 0
     torch.autograd.gradcheck(lambda t: log1p_sum_exp(t, mask, scale, shift), (s.clone().requires_grad_(),))
+
+
+@pytest.mark.parametrize("by_exclude", [False, True])
+def test_log1p_sum_exp_backward_twice_through_a_retained_graph(by_exclude):
+    # The first backward writes its gradient over the saved weights; a second one must rebuild them.
+    gen = torch.Generator().manual_seed(3)
+    s = (torch.rand(5, 7, generator=gen, dtype=torch.float64) * 2 - 1).requires_grad_()
+    pick = torch.tensor([1, 0, 3, 6, 2])
+    if by_exclude:
+        mask, exclude = None, torch.tensor([[0, 1], [0, 2], [3, 3], [5, 6], [2, 4]])
+    else:
+        mask, exclude = torch.rand(5, 7, generator=gen) > 0.3, None
+    value, picked = log1p_sum_exp(s, mask, 50.0, 0.5, exclude=exclude, pick=pick)
+    total = value.sum() + 2.0 * picked.sum()
+    (first,) = torch.autograd.grad(total, s, retain_graph=True)
+    (second,) = torch.autograd.grad(total, s)
+    torch.testing.assert_close(second, first, rtol=0, atol=0)
+    x = 50.0 * (s.detach() - 0.5)
+    keep = mask if mask is not None else torch.ones_like(x, dtype=torch.bool).scatter_(-1, exclude, False)
+    ref_s = s.detach().clone().requires_grad_()
+    xr = (50.0 * (ref_s - 0.5)).masked_fill(~keep, float("-inf"))
+    ref = torch.logsumexp(torch.cat([torch.zeros(5, 1, dtype=x.dtype), xr], dim=1), dim=1).sum()
+    ref = ref + 2.0 * ref_s.gather(-1, pick.unsqueeze(-1)).sum()
+    (expected,) = torch.autograd.grad(ref, ref_s)
+    torch.testing.assert_close(first, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", PAIR_KINDS)
+def test_anchor_distance_is_pair_distance_of_every_row_and_gradcheck(kind):
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(6, 3, generator=gen, dtype=torch.float64)
+    x[5] = x[2]  # a zero distance (row 2 against its copy): zero gradient, as pair_distance
+    j = torch.tensor([[1, 0, 5, 2, 2, 2], [3, 4, 0, 1, 0, 3]])
+    rows = torch.arange(6)
+    got = anchor_distance(x, j, kind)
+    want = pair_distance(x, rows.repeat(2), j.reshape(-1), kind).reshape(2, 6)
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    w = torch.rand(2, 6, generator=gen, dtype=torch.float64)
+    (anchor_distance(xa, j, kind) * w).sum().backward()
+    (pair_distance(xb, rows.repeat(2), j.reshape(-1), kind) * w.reshape(-1)).sum().backward()
+    torch.testing.assert_close(xa.grad, xb.grad, rtol=1e-12, atol=1e-12)
+    jj = torch.tensor([[1, 0, 4, 2, 3]])
+    torch.autograd.gradcheck(lambda t: anchor_distance(t, jj, kind), (x[:5].clone().requires_grad_(),))
+    with pytest.raises(ValueError, match="j must have shape"):
+        anchor_distance(x, j[0], kind)

@@ -43,7 +43,7 @@ import warnings
 import torch
 from torch import nn
 
-from collapse._fastgrad import pair_distance
+from collapse._fastgrad import anchor_distance, pair_distance
 from collapse.distances import Distance, get_distance
 from collapse.losses.reducers import REDUCERS, Reducer
 from collapse.losses.terms import LossOutput, Terms
@@ -97,17 +97,14 @@ class PairDistances:
 
     def anchors(self, *index: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """``D[g, a, idx[g, a]]`` for every anchor, one ``(G, B)`` tensor per ``(G, B)`` index matrix, in one
-        :func:`~collapse._fastgrad.pair_distance` call (fixed shapes)."""
+        :func:`~collapse._fastgrad.anchor_distance` call (fixed shapes)."""
         n_groups, batch, dim = self.prepared.shape
         rows = n_groups * batch
-        anchor = torch.arange(rows, device=self.prepared.device)
         if n_groups > 1:
             offset = torch.arange(0, rows, batch, device=self.prepared.device).unsqueeze(-1)
             index = tuple(idx + offset for idx in index)
-        j = torch.cat([idx.reshape(-1) for idx in index]) if len(index) > 1 else index[0]
-        values = pair_distance(
-            self.prepared.reshape(rows, dim), anchor.repeat(len(index)), j.reshape(-1), self.distance.pair_kind
-        )
+        j = torch.stack([idx.reshape(-1) for idx in index]) if len(index) > 1 else index[0].reshape(1, -1)
+        values = anchor_distance(self.prepared.reshape(rows, dim), j, self.distance.pair_kind)
         return tuple(values.reshape(len(index), n_groups, batch).unbind(0))
 
     @property

@@ -12,8 +12,8 @@ with less work:
 * **Negatives** (``hard``: :math:`\arg\min_{j: y_j \ne y_a} D_{aj}`; ``semihard``: the same over
   :math:`D_{aj} > D_{ap}`). Rows are processed in cache-sized chunks: copy (or, with ``overwrite``, use the rows
   in place), set the anchor's own label segment to :math:`+\infty` with one scatter, and, for semi-hard, add
-  :math:`\Lambda\,(1 - \operatorname{sign}(D_{aj} - D_{ap}))` with a large finite :math:`\Lambda`. That term is
-  exactly 0 where :math:`D_{aj} > D_{ap}` (so those values are untouched) and at least :math:`\Lambda` elsewhere;
+  :math:`\Lambda\,[D_{aj} \le D_{ap}]` with a large finite :math:`\Lambda` (the indicator written as floats). That
+  term is exactly 0 where :math:`D_{aj} > D_{ap}` (so those values are untouched) and :math:`\Lambda` elsewhere;
   a row whose minimum is above :math:`\Lambda/2` has no semi-hard negative. This needs every matrix entry well
   inside :math:`\pm\Lambda` (:math:`\Lambda` is a quarter of the dtype's largest value), which
   :func:`fused_negatives_apply` checks with one min/max pass; otherwise the sampler takes the generic path.
@@ -63,7 +63,8 @@ def fused_positives(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(index, valid)`` of the easy (``rule="easy"``) or hard positive of every anchor, each ``(G, B)``."""
     values = dist.gather(-1, segments.members)
-    ok = segments.in_segment & (segments.members != segments.anchor.unsqueeze(-1))
+    # Padding entries repeat the anchor itself, so "not the anchor" also excludes the padding.
+    ok = segments.members != segments.anchor.unsqueeze(-1)
     if exclude_duplicates is not None:
         ok &= values > exclude_duplicates
     k, valid = (masked_argmin if rule == "easy" else masked_argmax)(values, ok)
@@ -118,10 +119,11 @@ def fused_negatives(
         work = rows[r0:r1] if overwrite else work_buf[: r1 - r0].copy_(rows[r0:r1])
         work.scatter_(-1, members[r0:r1], float("inf"))
         if semihard:
-            # sign(D - t) - 1 is 0 exactly where D > t and -1 or -2 where D <= t (inf - t keeps sign 1), so
-            # subtracting big times it leaves semi-hard candidates bitwise unchanged and lifts the rest above limit.
-            pen = torch.sub(work, thresholds[r0:r1], out=pen_buf[: r1 - r0]).sign_().sub_(1.0)
-            work.sub_(pen, alpha=big)
+            # [D <= t] written as 0.0/1.0 floats (a comparison into a float buffer: no boolean tensor, whose
+            # passes are several times slower on a CPU) is 0 exactly where D > t (and at inf), so adding big times
+            # it leaves semi-hard candidates bitwise unchanged and lifts the rest above limit.
+            pen = torch.le(work, thresholds[r0:r1], out=pen_buf[: r1 - r0])
+            work.add_(pen, alpha=big)
         idx = row_argmin(work).unsqueeze(-1)
         index.append(idx)
         best.append(work.gather(-1, idx))
