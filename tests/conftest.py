@@ -72,3 +72,24 @@ def random_batch(
 def make_batch():
     """The :func:`random_batch` factory (session-scoped, so hypothesis tests may use it too)."""
     return random_batch
+
+
+@pytest.fixture(autouse=True)
+def _sigint_disposition_is_restored(request):
+    """Every test leaves Ctrl-C handling as it found it. A test (or a library it drives in-process) that leaves
+    SIGINT ignored would make every later subprocess of this worker ignore Ctrl-C too (an ignored signal survives
+    exec), so the Ctrl-C tests would fail far from the cause: restore it, and warn with the culprit's name."""
+    import signal
+    import threading
+    import warnings
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.getsignal(signal.SIGINT)
+    yield
+    after = signal.getsignal(signal.SIGINT)
+    if after is not before:
+        signal.signal(signal.SIGINT, before)
+        warnings.warn(f"{request.node.nodeid} left the SIGINT handler as {after!r} (was {before!r}); restored",
+                      stacklevel=1)  # fmt: skip

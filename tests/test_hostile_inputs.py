@@ -324,8 +324,11 @@ def _interrupt(cmd: list[str], ready, cwd: Path, timeout: float = 300) -> subpro
     """Run ``cmd`` in its own process group, wait until ``ready()``, then Ctrl-C the group (what a terminal does)."""
     import time
 
+    # A terminal's shell starts commands with Ctrl-C at its default; a test runner's worker may ignore it, and an
+    # ignored signal would be inherited through exec.
     proc = subprocess.Popen(cmd, cwd=cwd, env=os.environ | {"PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     deadline = time.monotonic() + timeout
     while not ready() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
