@@ -250,7 +250,8 @@ def instrument_report(
         raise ValueError("labels must contain at least 2 distinct classes")
     res = margin / 2.0
     pairs, classes = _pairs(x, y, m, margin)
-    mu = _group_means(x, cls_inv.to(x.device), n_cls)
+    cls_inv = cls_inv.to(x.device)
+    mu = _group_means(x, cls_inv, n_cls)
     cd = torch.cdist(mu, mu)
     cd.fill_diagonal_(torch.inf)
     spacing = cd.min(dim=1).values.cpu().numpy()
@@ -259,10 +260,8 @@ def instrument_report(
     k = np.array([c["modes"] for c in classes])
     distinct = np.array([c["distinct"] for c in classes])
     radius = float(torch.sqrt(((x - x.mean(0)) ** 2).sum(1).mean()))
-    cls_dev = x - mu[cls_inv.to(x.device)]
-    cls_n = torch.bincount(cls_inv.to(x.device), minlength=n_cls).to(x.dtype)
-    cls_ss = torch.zeros(n_cls, dtype=x.dtype, device=x.device).index_add_(0, cls_inv.to(x.device), (cls_dev**2).sum(1))
-    class_radius = torch.sqrt(cls_ss / cls_n).cpu().numpy()
+    class_radius = torch.sqrt(_group_means(((x - mu[cls_inv]) ** 2).sum(1, keepdim=True), cls_inv, n_cls))
+    class_radius = class_radius[:, 0].cpu().numpy()
     out = {
         "margin": margin,
         "resolution": res,
