@@ -17,18 +17,11 @@ from paper_repro.config import TrainConfig
 from paper_repro.datasets import get_dataset, merge_classes
 from paper_repro.label_noise import noisy_labels, with_label_noise
 from paper_repro.train import build_parser, config_from_args, train
+from tests.paper_repro.conftest import PARITY
 
-PARITY = {"even": (0, 2, 4, 6, 8), "odd": (1, 3, 5, 7, 9)}
 # 3 classes of 4 fine modes each, 2000 images per mode: enough for 5-sigma rate checks.
 FINE = np.repeat(np.arange(12), 2000)
 COARSE = FINE // 4
-
-
-@pytest.fixture(scope="module")
-def digits():
-    tr = merge_classes(get_dataset("digits", split="train"), PARITY, name="digits-parity")
-    te = merge_classes(get_dataset("digits", split="test"), PARITY, name="digits-parity")
-    return tr, te
 
 
 def expected_transitions(kind: str, eps: float, n_classes: int, modes_per_class: int) -> np.ndarray:

@@ -8,19 +8,9 @@ import torch
 from collapse.losses import make_loss
 from paper_repro.checkpoint import CHECKPOINT, load_checkpoint
 from paper_repro.config import TrainConfig
-from paper_repro.datasets import get_dataset, merge_classes
 from paper_repro.models import make_model
 from paper_repro.multiseed import GroupedAdam, GroupedMLP, GroupedSmallCNN, MLPHead, grouped_loss, train_grouped
 from paper_repro.train import train
-
-PARITY = {"even": (0, 2, 4, 6, 8), "odd": (1, 3, 5, 7, 9)}
-
-
-@pytest.fixture(scope="module")
-def digits():
-    tr = merge_classes(get_dataset("digits", split="train"), PARITY, name="digits-parity")
-    te = merge_classes(get_dataset("digits", split="test"), PARITY, name="digits-parity")
-    return tr, te
 
 
 @pytest.mark.parametrize(("augment", "channels_last", "threads"),

@@ -12,18 +12,7 @@ from paper_repro.batches import StepBatches
 from paper_repro.builders import train_transform_for
 from paper_repro.checkpoint import CHECKPOINT, load_checkpoint
 from paper_repro.config import TrainConfig
-from paper_repro.datasets import get_dataset, merge_classes
 from paper_repro.train import StepBatchData, main, train
-
-PARITY = {"even": (0, 2, 4, 6, 8), "odd": (1, 3, 5, 7, 9)}
-
-
-@pytest.fixture(scope="module")
-def digits():
-    """Digits merged into even/odd coarse classes, the digit kept as fine label (a real multi-mode task)."""
-    tr = merge_classes(get_dataset("digits", split="train"), PARITY, name="digits-parity")
-    te = merge_classes(get_dataset("digits", split="test"), PARITY, name="digits-parity")
-    return tr, te
 
 
 def tiny(out, **kw) -> dict:
