@@ -99,15 +99,8 @@ class Sampler:
         triplets = self.negative.select(dist, different, positives, self.generator(dist.device), dim)
         kept = torch.zeros(n_groups, batch, dtype=torch.bool, device=dist.device)
         kept[triplets.g, triplets.a] = True
-        return Tuples(
-            positive_pairs=triplets.positive_pairs,
-            negative_pairs=triplets.negative_pairs,
-            n_groups=n_groups,
-            batch_size=batch,
-            anchors_without_positive=n_without_pos,
-            anchors_without_negative=int((has_positive & ~kept).sum()),
-            _triplets=triplets,
-        )
+        return Tuples.from_triplets(triplets, n_groups, batch, without_positive=n_without_pos,
+                                    without_negative=int((has_positive & ~kept).sum()))  # fmt: skip
 
     def _empty(self, n_groups: int, device: torch.device) -> Tuples:
         """The tuples of an empty batch: none, in the same layout as a non-empty batch with this negative rule."""
@@ -116,7 +109,7 @@ class Sampler:
             mask = torch.zeros(n_groups, 0, 0, dtype=torch.bool, device=device)
             return Tuples(Pairs(none, none, none), MaskPairs(mask), n_groups, 0, 0, 0, _negative_mask=mask)
         triplets = Triplets(none, none, none, none)
-        return Tuples(triplets.positive_pairs, triplets.negative_pairs, n_groups, 0, 0, 0, _triplets=triplets)
+        return Tuples.from_triplets(triplets, n_groups, 0, without_positive=0, without_negative=0)
 
     @property
     def per_anchor(self) -> bool:

@@ -97,12 +97,5 @@ class AnchorSelection:
         kept = self.kept
         g, a = kept.nonzero(as_tuple=True)
         triplets = Triplets(g, a, self.positive[g, a], self.negative[g, a])
-        return Tuples(
-            positive_pairs=triplets.positive_pairs,
-            negative_pairs=triplets.negative_pairs,
-            n_groups=n_groups,
-            batch_size=batch,
-            anchors_without_positive=n_without_pos,
-            anchors_without_negative=int((kept ^ has_positive).sum()),
-            _triplets=triplets,
-        )
+        return Tuples.from_triplets(triplets, n_groups, batch, without_positive=n_without_pos,
+                                    without_negative=int((kept ^ has_positive).sum()))  # fmt: skip

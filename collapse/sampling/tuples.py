@@ -121,6 +121,21 @@ class Tuples:
         t, n = rows.nonzero(as_tuple=True)
         return Triplets(pos.g[t], pos.a[t], pos.b[t], n)
 
+    @classmethod
+    def from_triplets(
+        cls, triplets: Triplets, n_groups: int, batch_size: int, *, without_positive: int, without_negative: int
+    ) -> Tuples:
+        """The tuples of a one-negative-per-positive rule: the pairs are the two halves of each triplet."""
+        return cls(
+            positive_pairs=triplets.positive_pairs,
+            negative_pairs=triplets.negative_pairs,
+            n_groups=n_groups,
+            batch_size=batch_size,
+            anchors_without_positive=without_positive,
+            anchors_without_negative=without_negative,
+            _triplets=triplets,
+        )
+
     @property
     def per_positive_negatives(self) -> bool:
         """True when each positive pair has exactly one negative (so ``triplets`` is stored, not a cross product)."""

@@ -331,7 +331,7 @@ def _selected_negative_tuples(rule: str, D: torch.Tensor, Qp: torch.Tensor, othe
     g, a, p, n_idx = g[keep], a[keep], p[keep], n_idx[keep]
     trip = Triplets(g, a, p, n_idx)
     w = anchor_w[a] * Qp[g, a, p]
-    tuples = Tuples(trip.positive_pairs, trip.negative_pairs, D.shape[0], D.shape[1], 0, 0, _triplets=trip)
+    tuples = Tuples.from_triplets(trip, D.shape[0], D.shape[1], without_positive=0, without_negative=0)
     return tuples, w
 
 
