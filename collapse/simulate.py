@@ -53,7 +53,7 @@ TABLE_COLUMNS = (
 STATE_CODES = "C/P/K/Ds/Dn"
 LEGEND = (
     "merges = merged mode pairs per seed (of sum_c (K_c - 1)), merged when the noise-corrected centroid distance "
-    "< max(margin/2, spread_k + spread_k'); sep/mrg, sep/cls = sub-mode separation over the margin and over the "
+    "< max(margin/2, sampling-noise floor); sep/mrg, sep/cls = sub-mode separation over the margin and over the "
     "distance to the nearest other class; R/mrg = global radius / margin; L/mrg = final loss / margin (1 = the "
     "trivial solution's value); MAP@R = class MAP@R at the margin's resolution, null = the same with modes dealt to "
     "classes at random; fineP1 = fine-label P@1 within classes at that resolution (chance {chance:.2f}).\n"
