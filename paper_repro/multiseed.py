@@ -465,15 +465,21 @@ def train_heads(
     loss_params = [{"params": list(loss.parameters()), "lr": float(lr)} for loss, lr in zip(losses, lrs)
                    if list(loss.parameters())]  # fmt: skip
     proxy_opt = torch.optim.Adam(loss_params) if loss_params else None
-    samplers = [StepBatches(y, batch_classes, samples_per_class, seed=int(s)) for y, s in zip(labels, seeds)]
-    ys = [torch.as_tensor(np.asarray(y), dtype=torch.long) for y in labels]
+    # Runs that share seed and labels (e.g. the same seed under several losses or learning rates) draw the very
+    # same batches, so each distinct (seed, labels) pair is drawn once per step.
+    ys = torch.stack([torch.as_tensor(np.asarray(y), dtype=torch.long) for y in labels])
+    draws: dict[tuple, int] = {}
+    owner = torch.tensor([draws.setdefault((int(s), ys[g].numpy().tobytes()), len(draws))
+                          for g, s in enumerate(seeds)])  # fmt: skip
+    samplers = [StepBatches(np.frombuffer(y, dtype=np.int64).copy(), batch_classes, samples_per_class, seed=s)
+                for s, y in draws]  # fmt: skip
     curves: list[list[dict]] = [[] for _ in range(G)]
     running = torch.zeros(G, dtype=torch.float64)
     seconds, tick, n = 0.0, time.perf_counter(), 0
     for step in tqdm(range(1, steps + 1), disable=not progress, desc=f"{G} heads", leave=False):
-        idx = torch.stack([b.indices(step) for b in samplers])  # (G, B)
+        idx = torch.stack([b.indices(step) for b in samplers])[owner]  # (G, B)
         x = features[idx]
-        y = torch.stack([ys[g][idx[g]] for g in range(G)])
+        y = ys.gather(1, idx)
         total, outs = grouped_loss(losses, net(x), y, own_streams=own_streams)
         opt.zero_grad()
         if proxy_opt is not None:
