@@ -56,7 +56,8 @@ class _UnitRows(torch.autograd.Function):
         u, norm = ctx.saved_tensors
         # Where the norm was clamped it is a constant: no radial term (a (rows, 1) mask, no host sync).
         radial = (u * g).sum(-1, keepdim=True).masked_fill_(norm <= ctx.eps, 0.0)
-        return (g - u * radial) / norm, None
+        # (-(u r)) + g is g - u r bitwise; one fresh tensor instead of three.
+        return torch.mul(u, radial).neg_().add_(g).div_(norm), None
 
 
 def unit_rows(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
@@ -116,7 +117,11 @@ class _AnchorDistance(torch.autograd.Function):
         else:
             diff = v.neg_().add_(x)  # in the fresh copy; (-v) + x is x - v bitwise, as pair_distance computes it
             value = torch.linalg.vector_norm(diff, dim=-1) if kind == "euclidean" else (diff * diff).sum(-1)
-            ctx.save_for_backward(diff, value, j)
+            # The first backward writes its gradient over diff (a fresh (K, N, d) tensor would cost page faults on
+            # every step on a CPU), so diff is held on ctx, outside the saved tensors' version check; x is kept (a
+            # reference) to rebuild it if backward runs again through a retained graph.
+            ctx.save_for_backward(x, value, j)
+            ctx.diff = diff
         ctx.kind = kind
         return value
 
@@ -129,11 +134,14 @@ class _AnchorDistance(torch.autograd.Function):
             out = (b * g.unsqueeze(-1)).sum(0).neg_()
             out.index_add_(0, j.reshape(-1), (a * g.unsqueeze(-1)).reshape(-1, dim), alpha=-1.0)
             return out, None, None
+        diff, ctx.diff = ctx.diff, None
+        if diff is None:  # a second backward: the first one wrote over diff
+            diff = a.index_select(0, j.reshape(-1)).view(*j.shape, dim).neg_().add_(a)
         if ctx.kind == "euclidean":
             scale = (g / b).masked_fill_(b == 0, 0.0)  # a zero distance has a zero gradient
         else:
             scale = 2.0 * g
-        step = a * scale.unsqueeze(-1)
+        step = diff.mul_(scale.unsqueeze(-1))
         # The anchors are the rows themselves: their part is a sum over the k index sets, no scatter.
         out = step.sum(0)
         out.index_add_(0, j.reshape(-1), step.reshape(-1, dim), alpha=-1.0)

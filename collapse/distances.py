@@ -44,6 +44,15 @@ class Distance:
     def __init__(self, normalize: bool = True) -> None:
         self.normalize = bool(normalize)
 
+    #: The largest value the matrix can take between unit rows (``None``: unbounded).
+    unit_bound: float | None = None
+
+    @property
+    def bound(self) -> float | None:
+        """An upper bound on every entry of the matrix of finite embeddings, or ``None`` where there is none (the
+        fused semi-hard selection then checks the matrix's range itself)."""
+        return self.unit_bound if self.normalize else None
+
     def __call__(
         self, x: torch.Tensor, y: torch.Tensor | None = None, *, prepared: bool = False, out: torch.Tensor | None = None
     ) -> torch.Tensor:
@@ -103,7 +112,8 @@ def _squared(x: torch.Tensor, y: torch.Tensor, out: torch.Tensor | None = None) 
     # -2 y is exact, so x @ (-2 y)^T is exactly -2 x y^T; the norms are then added in the same order on both
     # branches, so the matrix is bitwise the same with and without autograd.
     prod = torch.matmul(x, (-2.0 * y).transpose(-1, -2), out=out)
-    nx, ny = (x * x).sum(-1).unsqueeze(-1), (y * y).sum(-1).unsqueeze(-2)
+    nx = (x * x).sum(-1).unsqueeze(-1)
+    ny = nx.transpose(-1, -2) if y is x else (y * y).sum(-1).unsqueeze(-2)
     if _tracks_grad(x, y):
         return (prod + nx + ny).clamp_min(0.0)
     # Without autograd: in place, one (B, B) buffer.
@@ -125,6 +135,7 @@ def _tracks_grad(*tensors: torch.Tensor) -> bool:
 class EuclideanDistance(Distance):
     name = "euclidean"
     pair_kind = "euclidean"
+    unit_bound = 2.0
 
     def _pairwise(self, x: torch.Tensor, y: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         return _safe_sqrt(_squared(x, y, out))
@@ -133,6 +144,7 @@ class EuclideanDistance(Distance):
 class SquaredEuclideanDistance(Distance):
     name = "sqeuclidean"
     pair_kind = "sqeuclidean"
+    unit_bound = 4.0
 
     def _pairwise(self, x: torch.Tensor, y: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         return _squared(x, y, out)
@@ -141,6 +153,8 @@ class SquaredEuclideanDistance(Distance):
 class CosineDistance(Distance):
     name = "cosine"
     pair_kind = "cosine"
+
+    unit_bound = 2.0
 
     def __init__(self) -> None:
         super().__init__(normalize=True)

@@ -2,12 +2,13 @@
 
 Per row and side: one untimed *probe* call, on which peak memory is measured (and which warms up caches,
 allocators and, with ``--compile``, compiles); then, budget permitting, ``warmup`` more untimed calls and
-``repeats`` timed calls, in alternating blocks per side (:func:`~collapse.bench.measure.time_pair`). When a probe
-took longer than the per-row time budget, both sides are reported from their probes alone (``repeats = 1``). In
-the loss rows, a PML side expected to take longer than :attr:`BenchConfig.skip_after` seconds per call
-(extrapolated as B^2 from the previous size; PML's distance-weighted miner is the one that gets there) is not run
-at all, and the row says so. The loss checks run on a float64 copy of the row's input, the evaluation checks on
-the probes' results, all outside the timings. A row that raises is recorded as a failed check and the run goes on.
+``repeats`` timed calls, alternating call by call between the sides (:func:`~collapse.bench.measure.time_pair`).
+When a probe took longer than the per-row time budget, both sides are reported from their probes alone
+(``repeats = 1``). In the loss rows, a PML side expected to take longer than :attr:`BenchConfig.skip_after`
+seconds per call (extrapolated as B^2 from the previous size; PML's distance-weighted miner is the one that gets
+there) is not run at all, and the row says so. The loss checks run on a float64 copy of the row's input, the
+evaluation checks on the probes' results, all outside the timings. A row that raises is recorded as a failed check
+and the run goes on.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ class BenchConfig:
             "batch_sizes": (128, 512, 2048),
             "eval_sizes": (10_000,),
             "nmi_sizes": (10_000,),
-            "repeats": 15,
+            "repeats": 31,
             "warmup": 2,
             "budget": 2.0,
             "skip_after": 20.0,

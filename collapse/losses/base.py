@@ -268,13 +268,14 @@ class MetricLoss(nn.Module):
                     dist = self.distance.from_similarity(matrix.detach(), out=scratch)
                 else:
                     dist = matrix.detach() if scratch is None else scratch.copy_(matrix.detach())
-                selection = sampler.select(dist, labels, dim=dim, overwrite=scratch is not None)
+                selection = sampler.select(dist, labels, dim=dim, overwrite=scratch is not None,
+                                           bound=self.distance.bound)  # fmt: skip
             return self._reduce(matrix, selection, labels)
         with torch.no_grad():
             detached = prepared.detach()
             scratch = None if compiling else self._scratch(n_groups, batch, detached)
             full = self.distance(detached, prepared=True, out=scratch)
-            selection = sampler.select(full, labels, dim=dim, overwrite=True)
+            selection = sampler.select(full, labels, dim=dim, overwrite=True, bound=self.distance.bound)
         return self._reduce(PairDistances(self.distance, prepared), selection, labels)
 
     def reads_matrix(self, sampler: Sampler) -> bool:

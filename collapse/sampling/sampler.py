@@ -123,10 +123,11 @@ class Sampler:
 
     @torch.no_grad()
     def select(
-        self, dist: torch.Tensor, labels: torch.Tensor, *, dim: int, overwrite: bool = False
+        self, dist: torch.Tensor, labels: torch.Tensor, *, dim: int, overwrite: bool = False, bound: float | None = None
     ) -> AnchorSelection:
         """The fixed-shape selection (:class:`~collapse.sampling.selection.AnchorSelection`) of a ``(G, B, B)``
-        distance matrix, for samplers with :attr:`per_anchor`.
+        distance matrix, for samplers with :attr:`per_anchor`. ``bound``: a known bound on the entries' magnitude
+        (:attr:`collapse.distances.Distance.bound`), which a loss passes for the matrix it computed itself.
 
         Eager CPU calls on the built-in nearest/farthest rules take the exact fast path of
         :mod:`collapse.sampling.fused` (it reads the largest label count back); on a GPU and under
@@ -143,7 +144,7 @@ class Sampler:
         fused_neg = (
             fused_pos
             and type(self.negative) in (HardNegative, SemiHardNegative)
-            and fused_negatives_apply(dist, self.negative.name)
+            and fused_negatives_apply(dist, self.negative.name, bound)
         )
         segments = LabelSegments(labels) if fused_pos else None
         # The different-label mask only where a rule reads it (the fused rules and the all rule do not).
