@@ -109,3 +109,19 @@ def test_anchor_distance_is_pair_distance_of_every_row_and_gradcheck(kind):
     torch.autograd.gradcheck(lambda t: anchor_distance(t, jj, kind), (x[:5].clone().requires_grad_(),))
     with pytest.raises(ValueError, match="j must have shape"):
         anchor_distance(x, j[0], kind)
+
+
+@pytest.mark.parametrize("kind", PAIR_KINDS)
+def test_anchor_distance_backward_twice_through_a_retained_graph(kind):
+    # The first backward writes its gradient over the saved differences; a second one must rebuild them.
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(6, 3, generator=gen, dtype=torch.float64).requires_grad_()
+    j = torch.tensor([[1, 0, 5, 2, 2, 2], [3, 4, 0, 1, 0, 3]])
+    w = torch.rand(2, 6, generator=gen, dtype=torch.float64)
+    total = (anchor_distance(x, j, kind) * w).sum()
+    (first,) = torch.autograd.grad(total, x, retain_graph=True)
+    (second,) = torch.autograd.grad(total, x)
+    torch.testing.assert_close(second, first, rtol=0, atol=0)
+    ref = x.detach().clone().requires_grad_()
+    (pair_distance(ref, torch.arange(6).repeat(2), j.reshape(-1), kind) * w.reshape(-1)).sum().backward()
+    torch.testing.assert_close(first, ref.grad, rtol=1e-12, atol=1e-12)
