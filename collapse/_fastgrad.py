@@ -36,6 +36,8 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
+from collapse._buffers import kept_buffer
+
 __all__ = ["PAIR_KINDS", "anchor_distance", "gram", "log1p_sum_exp", "pair_distance", "unit_rows"]
 
 PAIR_KINDS = ("euclidean", "sqeuclidean", "cosine")
@@ -45,7 +47,7 @@ class _UnitRows(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, eps: float) -> torch.Tensor:
         norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp_min_(eps)
-        u = x / norm
+        u = torch.div(x, norm, out=kept_buffer("unit-rows", tuple(x.shape), x))
         ctx.save_for_backward(u, norm)
         ctx.eps = eps
         return u
@@ -55,9 +57,11 @@ class _UnitRows(torch.autograd.Function):
     def backward(ctx, g: torch.Tensor):
         u, norm = ctx.saved_tensors
         # Where the norm was clamped it is a constant: no radial term (a (rows, 1) mask, no host sync).
-        radial = (u * g).sum(-1, keepdim=True).masked_fill_(norm <= ctx.eps, 0.0)
-        # (-(u r)) + g is g - u r bitwise; one fresh tensor instead of three.
-        return torch.mul(u, radial).neg_().add_(g).div_(norm), None
+        prod = torch.mul(u, g, out=kept_buffer("unit-rows-product", tuple(u.shape), u))
+        radial = prod.sum(-1, keepdim=True).masked_fill_(norm <= ctx.eps, 0.0)
+        # (-(u r)) + g is g - u r bitwise, in one buffer instead of three fresh ones.
+        grad = torch.mul(u, radial, out=kept_buffer("unit-rows-grad", tuple(u.shape), u))
+        return grad.neg_().add_(g).div_(norm), None
 
 
 def unit_rows(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
@@ -110,7 +114,8 @@ class _AnchorDistance(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, j: torch.Tensor, kind: str) -> torch.Tensor:
         k, rows = j.shape
-        v = x.index_select(0, j.reshape(-1)).view(k, rows, x.shape[-1])
+        partners = kept_buffer("anchor-partners", (k * rows, x.shape[-1]), x)
+        v = torch.index_select(x, 0, j.reshape(-1), out=partners).view(k, rows, x.shape[-1])
         if kind == "cosine":
             value = 1.0 - (x * v).sum(-1)
             ctx.save_for_backward(x, v, j)
@@ -143,7 +148,7 @@ class _AnchorDistance(torch.autograd.Function):
             scale = 2.0 * g
         step = diff.mul_(scale.unsqueeze(-1))
         # The anchors are the rows themselves: their part is a sum over the k index sets, no scatter.
-        out = step.sum(0)
+        out = torch.sum(step, 0, out=kept_buffer("anchor-distance-grad", tuple(a.shape), a))
         out.index_add_(0, j.reshape(-1), step.reshape(-1, dim), alpha=-1.0)
         return out, None, None
 
@@ -163,12 +168,14 @@ def _log1p_sum_exp_weights(s, mask, exclude, scale: float, shift: float):
     """``(weights, total, top)`` of :func:`log1p_sum_exp`: ``weights = exp(scale (s - shift) - top)`` (0 where not
     counted), ``total = exp(-top) + sum(weights)``, ``top = max(0, max_j scale (s_j - shift))``, each row."""
     if exclude is None:
-        x = torch.sub(s, shift).mul_(scale).masked_fill_(~mask, float("-inf"))
+        x = torch.sub(s, shift, out=kept_buffer("log1p-sum-exp", tuple(s.shape), s))
+        x = x.mul_(scale).masked_fill_(~mask, float("-inf"))
         offset = 0.0
     else:
         # scale * s in one pass and -inf at the excluded entries (a scatter of their indices, not a pass over a
         # boolean mask); the shift goes into the subtracted maximum below.
-        x = torch.mul(s, scale).scatter_(-1, exclude, float("-inf"))
+        x = torch.mul(s, scale, out=kept_buffer("log1p-sum-exp", tuple(s.shape), s))
+        x = x.scatter_(-1, exclude, float("-inf"))
         offset = scale * shift
     top = x.amax(dim=-1, keepdim=True).sub_(offset).clamp_min_(0.0)  # the "1" is the term exp(0)
     weights = x.sub_(top + offset).exp_()
@@ -232,7 +239,8 @@ class _Gram(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(u)
-        return u @ u.transpose(-1, -2)
+        shape = (*u.shape[:-1], u.shape[-2])
+        return torch.matmul(u, u.transpose(-1, -2), out=kept_buffer("gram", shape, u))
 
     @staticmethod
     @once_differentiable
@@ -243,12 +251,10 @@ class _Gram(torch.autograd.Function):
         # transposed directly is a strided pass slower than a product on a CPU.
         # The copy goes matrix by matrix: torch's fast transpose kernel serves 2-D copies only (a batched transposed
         # copy takes about four times as long).
-        if g.dim() == 2:
-            sym = g.transpose(0, 1).contiguous()
-        else:
-            sym = torch.empty_like(g, memory_format=torch.contiguous_format)
-            for out, part in zip(sym.reshape(-1, *g.shape[-2:]), g.reshape(-1, *g.shape[-2:])):
-                out.copy_(part.transpose(0, 1))
+        # G + G^T is dead once the product is taken: a kept buffer (collapse._buffers), not a fresh (..., B, B).
+        sym = kept_buffer("gram-backward", tuple(g.shape), g)
+        for out, part in zip(sym.reshape(-1, *g.shape[-2:]), g.reshape(-1, *g.shape[-2:])):
+            out.copy_(part.transpose(0, 1))
         return sym.add_(g) @ u
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import torch
 
+from collapse._buffers import kept_buffer
 from collapse._fastgrad import gram, pair_distance, unit_rows
 from collapse._validation import check_choice
 
@@ -111,11 +112,16 @@ class Distance:
 def _squared(x: torch.Tensor, y: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     # -2 y is exact, so x @ (-2 y)^T is exactly -2 x y^T; the norms are then added in the same order on both
     # branches, so the matrix is bitwise the same with and without autograd.
-    prod = torch.matmul(x, (-2.0 * y).transpose(-1, -2), out=out)
-    nx = (x * x).sum(-1).unsqueeze(-1)
-    ny = nx.transpose(-1, -2) if y is x else (y * y).sum(-1).unsqueeze(-2)
     if _tracks_grad(x, y):
+        prod = torch.matmul(x, (-2.0 * y).transpose(-1, -2))
+        nx = (x * x).sum(-1).unsqueeze(-1)
+        ny = nx.transpose(-1, -2) if y is x else (y * y).sum(-1).unsqueeze(-2)
         return (prod + nx + ny).clamp_min(0.0)
+    # The same values, with the temporaries in kept buffers (collapse._buffers).
+    twice = torch.mul(y, -2.0, out=kept_buffer("squared-2y", tuple(y.shape), y))
+    prod = torch.matmul(x, twice.transpose(-1, -2), out=out)
+    nx = torch.mul(x, x, out=kept_buffer("squared-xx", tuple(x.shape), x)).sum(-1).unsqueeze(-1)
+    ny = nx.transpose(-1, -2) if y is x else torch.mul(y, y, out=twice).sum(-1).unsqueeze(-2)
     # Without autograd: in place, one (B, B) buffer.
     return prod.add_(nx).add_(ny).clamp_min_(0.0)
 

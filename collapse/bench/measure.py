@@ -58,25 +58,25 @@ def time_pair(
 ) -> tuple[float | None, float | None]:
     """Median seconds of ``fn_a`` and ``fn_b`` (either may be ``None``).
 
-    Each side first makes ``warmup`` untimed calls; then the timed calls alternate between the sides in ``rounds``
-    blocks (a's block, b's block, a's, ...; default ``repeats``: a, b, a, b, ... call by call). The speed of a shared
-    or virtual machine drifts by tens of percent over seconds; alternating call by call gives both sides the same
-    conditions, so their ratio holds still where blocks of calls do not (measured on the 2-core CI machine, triplet
-    at B = 512, six bench runs each: PML/ours spread 1.07x between runs call by call, 1.3x in two blocks, with the
-    same median). ``cpu``: a list to which the medians of the process's CPU time per call (``time.process_time``:
-    every thread of this process, not the time other processes hold the cores) of ``fn_a`` and ``fn_b`` are
-    appended.
+    The timed calls alternate between the sides in ``rounds`` blocks (a's block, b's block, a's, ...; default
+    ``repeats``: one timed call per block). Each side's first block starts with ``warmup`` untimed calls, every later
+    block with one, so that a timed call finds the caches and the allocator as the side's own previous call left
+    them (a training loop's steady state), not as the other side left them. The speed of a shared or virtual
+    machine drifts by tens of percent over seconds; alternating call by call gives both sides the same conditions,
+    so their ratio holds still where a few long blocks do not (measured on the 2-core CI machine, triplet at
+    B = 512, six bench runs each: PML/ours spread 1.07x between runs call by call, 1.3x in two blocks, with the same
+    median). ``cpu``: a list to which the medians of the process's CPU time per call (``time.process_time``: every
+    thread of this process, not the time other processes hold the cores) of ``fn_a`` and ``fn_b`` are appended.
     """
     fns = [f for f in (fn_a, fn_b) if f is not None]
     times: dict[int, list[float]] = {id(f): [] for f in fns}
     cpu_times: dict[int, list[float]] = {id(f): [] for f in fns}
     rounds = max(1, min(repeats if rounds is None else rounds, repeats))
-    for f in fns:
-        for _ in range(warmup):
-            f()
     for r in range(rounds):
         share = repeats // rounds + (1 if r < repeats % rounds else 0)
         for f in fns:
+            for _ in range(warmup if r == 0 else min(1, warmup)):
+                f()
             for _ in range(share):
                 synchronize(device)
                 start, cpu_start = time.perf_counter(), time.process_time()

@@ -297,8 +297,9 @@ def _measure(config: BenchConfig, device: torch.device, fn_a, fn_b) -> list[_Sid
             if fn is not None:
                 side.ms, side.repeats = 1000 * t, 1
         return sides
-    repeats = max(1, min(config.repeats, int(config.budget / max(slowest, 1e-9))))
-    warmup = config.warmup if slowest * (2 * config.warmup + repeats) <= 2 * config.budget else 0
+    # Calls per side: the timed ones, the first block's warm-ups and one untimed call before each later timed call.
+    repeats = max(1, min(config.repeats, int(config.budget / max(2 * slowest, 1e-9))))
+    warmup = config.warmup if slowest * (config.warmup + 2 * repeats) <= 2 * config.budget else 0
     cpu: list[float | None] = []
     t_a, t_b = time_pair(fn_a, fn_b, device=device, repeats=repeats, warmup=warmup, cpu=cpu)
     for side, t, c in zip(sides, (t_a, t_b), cpu):

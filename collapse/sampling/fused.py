@@ -24,10 +24,9 @@ minimal index, which is the lowest batch index.
 
 from __future__ import annotations
 
-import threading
-
 import torch
 
+from collapse._buffers import kept_buffer
 from collapse.sampling._select import masked_argmax, masked_argmin, row_argmin
 
 __all__ = ["LabelSegments", "fused_negatives", "fused_negatives_apply", "fused_positives"]
@@ -36,25 +35,6 @@ __all__ = ["LabelSegments", "fused_negatives", "fused_negatives_apply", "fused_p
 #: on a GPU, where every chunk costs kernel launches and caches do not decide, much larger chunks.
 CHUNK_BYTES = {"cpu": 1 << 20}
 GPU_CHUNK_BYTES = 1 << 28
-#: Largest work buffer (bytes) :func:`fused_negatives` keeps between calls, per thread.
-KEPT_BYTES = 1 << 24
-
-_kept = threading.local()
-
-
-def _work_buffer(name: str, rows: int, cols: int, like: torch.Tensor) -> torch.Tensor:
-    """An uninitialised ``(rows, cols)`` buffer, kept between calls on a CPU (one per name and thread): a fresh
-    buffer of a MB is zero-filled by the OS page by page on every call, which costs several times the one pass that
-    then writes it (measured: the semi-hard penalty pass took 490 us per step at B = 512 with a fresh buffer, 60 us
-    with a kept one)."""
-    need = rows * cols
-    if like.device.type != "cpu" or need * like.element_size() > KEPT_BYTES:
-        return torch.empty(rows, cols, dtype=like.dtype, device=like.device)
-    buf = getattr(_kept, name, None)
-    if buf is None or buf.numel() < need or buf.dtype != like.dtype:
-        buf = torch.empty(need, dtype=like.dtype)
-        setattr(_kept, name, buf)
-    return buf[:need].view(rows, cols)
 
 
 class LabelSegments:
@@ -136,8 +116,8 @@ def fused_negatives(
     chunk_bytes = CHUNK_BYTES.get(dist.device.type, GPU_CHUNK_BYTES)
     step = min(n_rows, max(1, chunk_bytes // max(1, batch * dist.element_size())))
     # One work and one penalty buffer, reused by every chunk and kept between calls.
-    work_buf = None if overwrite else _work_buffer("work", step, batch, dist)
-    pen_buf = _work_buffer("penalty", step, batch, dist) if semihard else None
+    work_buf = None if overwrite else kept_buffer("fused-work", (step, batch), dist)
+    pen_buf = kept_buffer("fused-penalty", (step, batch), dist) if semihard else None
     index, best = [], []
     for r0 in range(0, n_rows, step):
         r1 = min(r0 + step, n_rows)

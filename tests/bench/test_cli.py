@@ -94,11 +94,12 @@ def test_peak_memory_sees_a_large_cpu_allocation():
 def test_time_pair_runs_both_and_returns_medians():
     calls = []
     a, b = time_pair(lambda: calls.append("a"), lambda: calls.append("b"), repeats=3, warmup=1, rounds=2)
-    # A warm-up per side, then round 1: 2 timed calls per side; round 2: 1 timed call.
-    assert "".join(calls) == "abaabbab" and a >= 0 and b >= 0
+    # Round 1: a warm-up and 2 timed calls per side; round 2: one untimed call and 1 timed call.
+    assert "".join(calls) == "aaabbbaabb" and a >= 0 and b >= 0
     calls.clear()
     time_pair(lambda: calls.append("a"), lambda: calls.append("b"), repeats=3, warmup=2)
-    assert "".join(calls) == "aabbababab"  # by default the timed calls alternate one by one
+    # By default one timed call per block: 2 warm-ups first, then one untimed call before each later timed call.
+    assert "".join(calls) == "aaabbbaabbaabb"
     assert time_pair(None, lambda: None, repeats=1, warmup=0)[0] is None
     cpu: list = []
     time_pair(lambda: sum(range(10_000)), None, repeats=3, warmup=0, cpu=cpu)
