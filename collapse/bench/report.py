@@ -12,7 +12,7 @@ import math
 import re
 import statistics
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from collapse.io import write_csv, write_json, write_text
 
@@ -300,7 +300,7 @@ def markdown_section(result: dict) -> str:
         loads = inc.get("load_average_runs") or [inc.get("load_average")]
         lines += [
             "",
-            f"\\* Included from `{inc['path']}`: `{inc['command']}`"
+            f"\\* Included from `{inc['path']}`: `{_command_into(inc['command'], inc['path'])}`"
             + (f", started {inc['started_utc']}" if inc.get("started_utc") else "")
             + (f" ({inc['elapsed_s']:.0f} s)" if inc.get("elapsed_s") is not None else "")
             + f", load average at the start {'; '.join(_load({'load_average': v}) for v in loads)}"
@@ -334,3 +334,10 @@ def rewrite_readme(path: str | Path, section: str) -> bool:
         return False
     write_text(path, new)
     return True
+
+
+def _command_into(command: str, path: str) -> str:
+    """``command`` with its ``--out`` folder set to where its ``bench.json`` now lies (``path``'s folder): a run made
+    in a scratch folder and moved into the repository then reads as the command that writes it there."""
+    folder = str(PurePosixPath(path).parent)
+    return re.sub(r"--out(=|\s+)\S+", f"--out {folder}", command) if "--out" in command else command

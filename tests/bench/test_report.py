@@ -146,3 +146,15 @@ def test_included_rows_replace_this_runs_rows_and_say_where_they_come_from(tmp_p
     assert len(merged["rows"]) == len(ROWS) and len(merged["included"]) == 3
     text = markdown_section(merged | {"targets": []})
     assert "| retrieval * |" in text and f"Included from `{paths[0]}`" in text and "01:00 UTC" in text
+
+
+def test_an_included_file_shows_the_command_that_writes_it_where_it_lies():
+    from collapse.bench.report import _command_into
+
+    moved = "python -m collapse.bench --quick --out /tmp/scratch/run1 --no-progress"
+    assert _command_into(moved, "results/bench/run1/bench.json") == (
+        "python -m collapse.bench --quick --out results/bench/run1 --no-progress"
+    )
+    equals = "python -m collapse.bench --out=/x --quick"
+    assert _command_into(equals, "a/bench.json") == "python -m collapse.bench --out a --quick"
+    assert _command_into("python -m collapse.bench --quick", "a/bench.json") == "python -m collapse.bench --quick"
