@@ -13,9 +13,12 @@ so a stale or foreign file is never mistaken for a result.
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 import json
 import os
 import socket
+import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +27,7 @@ from pathlib import Path
 from collapse.io import write_json, write_text
 from collapse.runs.spec import Run, plain
 
-__all__ = ["DEFAULT_STORE", "STORE_MARKER", "Record", "ResultStore"]
+__all__ = ["DEFAULT_STORE", "STORE_MARKER", "Record", "ResultStore", "code_version"]
 
 #: Where every command keeps its records unless told otherwise (``--store``): ``results/store``, or the environment
 #: variable ``COLLAPSE_STORE`` (the test suite points it at a temporary folder).
@@ -34,10 +37,33 @@ FORMAT = 1
 STATUSES = ("ok", "failed")
 
 
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """The code that computes this process's records: ``collapse <version>`` and, in a git checkout, ``git <commit>``
+    (with ``+changes`` when tracked files differ from it). Provenance only: it is not part of a run's key (a key
+    changes with the kind's ``SCHEMA``), so a record read later says which code wrote it."""
+    try:
+        text = f"collapse {importlib.metadata.version('collapse')}"
+    except importlib.metadata.PackageNotFoundError:
+        text = "collapse (not installed)"
+    root = str(Path(__file__).resolve().parents[2])
+    try:
+        head = subprocess.run(["git", "-C", root, "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
+                              timeout=10, check=False)  # fmt: skip
+        if head.returncode == 0:
+            changes = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
+                                     capture_output=True, text=True, timeout=10, check=False)  # fmt: skip
+            text += f", git {head.stdout.strip()}" + (" +changes" if changes.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return text
+
+
 @dataclass
 class Record:
     """The stored outcome of one run: ``status`` is ``"ok"`` (``result`` holds the kind's measurement) or
-    ``"failed"`` (``error`` is one line; the run is retried by the next execution)."""
+    ``"failed"`` (``error`` is one line; the run is retried by the next execution). ``code`` says which code wrote
+    it (:func:`code_version`; empty in records written before it was kept)."""
 
     key: str
     kind: str
@@ -51,6 +77,7 @@ class Record:
     host: str = ""
     pid: int = 0
     written: float = 0.0
+    code: str = ""
 
     @property
     def ok(self) -> bool:
@@ -168,6 +195,7 @@ class ResultStore:
             key=run.key, kind=run.KIND, schema=run.SCHEMA, run=json.loads(json.dumps(plain(run.identity()))),
             status="ok" if error is None else "failed", result=result or {}, error=error, block=list(block),
             seconds=float(seconds), host=socket.gethostname(), pid=os.getpid(), written=time.time(),
+            code=code_version(),
         )
         write_json(self.path(rec.key), rec.to_dict())
         return rec

@@ -1,6 +1,7 @@
 """The result store: one valid record per key, atomic writes, refusals before compute."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -53,3 +54,20 @@ def test_prepare_refuses_bad_places_in_one_line(tmp_path):
             ResultStore(root).prepare()
         assert "\n" not in str(info.value)
     assert (tmp_path / "notes" / "mine.txt").read_text() == "keep me"
+
+
+def test_a_record_says_which_code_wrote_it_and_older_records_still_read(tmp_path):
+    import collapse
+    from collapse.runs.store import code_version
+
+    store = ResultStore(tmp_path / "s").prepare()
+    run = ToyRun(5)
+    rec = store.put(run, result={"square": 25})
+    assert rec.code == code_version() and rec.code.startswith("collapse ")
+    if (Path(collapse.__file__).resolve().parents[1] / ".git").exists():
+        assert ", git " in rec.code  # a checkout names its commit
+    data = json.loads(store.path(run.key).read_text())
+    assert data["code"] == rec.code
+    del data["code"]  # a record written before the field existed
+    store.path(run.key).write_text(json.dumps(data))
+    assert store.result(run) == {"square": 25} and store.get(run).code == ""
