@@ -113,9 +113,10 @@ def _squared(x: torch.Tensor, y: torch.Tensor, out: torch.Tensor | None = None) 
     # -2 y is exact, so x @ (-2 y)^T is exactly -2 x y^T; the norms are then added in the same order on both
     # branches, so the matrix is bitwise the same with and without autograd.
     if _tracks_grad(x, y):
+        # Two norm branches even when y is x: one shared branch would sum the two gradients in another order, and
+        # change the results of every stored run at the last bit.
         prod = torch.matmul(x, (-2.0 * y).transpose(-1, -2))
-        nx = (x * x).sum(-1).unsqueeze(-1)
-        ny = nx.transpose(-1, -2) if y is x else (y * y).sum(-1).unsqueeze(-2)
+        nx, ny = (x * x).sum(-1).unsqueeze(-1), (y * y).sum(-1).unsqueeze(-2)
         return (prod + nx + ny).clamp_min(0.0)
     # The same values, with the temporaries in kept buffers (collapse._buffers).
     twice = torch.mul(y, -2.0, out=kept_buffer("squared-2y", tuple(y.shape), y))

@@ -341,9 +341,11 @@ def measure_study_blocks(blocks: Sequence[StudyBlock]) -> list[dict]:
 
 
 def _measure_block(block: StudyBlock) -> dict:
+    from collapse._malloc import retain_freed_memory
     from paper_repro.label_noise import noisy_labels
     from paper_repro.multiseed import train_heads
 
+    retain_freed_memory()  # a long training loop in this process: keep freed pages (collapse/_malloc.py)
     t0, c0 = time.perf_counter(), time.process_time()
     plan = block.plan
     name, M = plan.features[0], plan.Ms[0]
