@@ -60,13 +60,15 @@ def compile_loss(loss: MetricLoss, y: torch.Tensor, *, backend: str | None = Non
 
 
 def compiled_step(loss: MetricLoss, x: torch.Tensor, y: torch.Tensor, *, backend: str | None = None):
-    """A closure running one compiled forward + backward on a fresh leaf copy of ``x``; returns the gradient."""
+    """A closure running one compiled forward + backward on a leaf copy of ``x`` made once (as
+    :func:`collapse.bench.loss_cases.ours_step`); returns the gradient."""
     forward = compile_loss(loss, y, backend=backend)
+    leaf = x.detach().clone().requires_grad_()
 
     def step() -> torch.Tensor:
-        e = x.detach().clone().requires_grad_()
-        forward(e).backward()
-        return e.grad
+        leaf.grad = None
+        forward(leaf).backward()
+        return leaf.grad
 
     step.forward = forward
     return step

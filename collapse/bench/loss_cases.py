@@ -71,7 +71,12 @@ def make_batch(
 def ours_step(
     loss: MetricLoss, x: torch.Tensor, y: torch.Tensor, *, compiled: bool = False, backend: str | None = None
 ):
-    """A closure running one forward + backward of our loss on a fresh leaf copy of ``x``; returns the gradient."""
+    """A closure running one forward + backward of our loss on a leaf copy of ``x``; returns the gradient.
+
+    The leaf is copied once, and each call clears its gradient (as ``optimizer.zero_grad()`` does): a training step
+    does not copy its embeddings, and a fresh copy per call put its page faults into the timed step of both sides
+    (0.18 ms of fault time measured at B = 512, d = 128, against a step of about 3.5 ms for ours and 20 ms for PML).
+    """
 
     def forward(e: torch.Tensor) -> torch.Tensor:
         return loss(e, y).loss
@@ -79,10 +84,12 @@ def ours_step(
     if compiled:
         forward = compile_forward(forward, x.device, backend)
 
+    leaf = x.detach().clone().requires_grad_()
+
     def step() -> torch.Tensor:
-        e = x.detach().clone().requires_grad_()
-        forward(e).backward()
-        return e.grad
+        leaf.grad = None
+        forward(leaf).backward()
+        return leaf.grad
 
     return step
 
@@ -98,12 +105,14 @@ def compile_forward(fn: Callable, device: torch.device, backend: str | None = No
 
 
 def pml_step(miner, loss: torch.nn.Module, x: torch.Tensor, y: torch.Tensor):
-    """A closure running PML's miner + loss forward and backward; returns the gradient."""
+    """A closure running PML's miner + loss forward and backward on a leaf copy of ``x`` made once, as
+    :func:`ours_step` does; returns the gradient."""
+    leaf = x.detach().clone().requires_grad_()
 
     def step() -> torch.Tensor:
-        e = x.detach().clone().requires_grad_()
-        loss(e, y, miner(e, y)).backward()
-        return e.grad
+        leaf.grad = None
+        loss(leaf, y, miner(leaf, y)).backward()
+        return leaf.grad
 
     return step
 
