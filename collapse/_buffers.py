@@ -49,6 +49,9 @@ def kept_buffer(name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.
         size *= n
     if like.device.type != "cpu" or size > KEPT_BYTES or _ALONE is None or torch.compiler.is_compiling():
         return torch.empty(shape, dtype=like.dtype, device=like.device)
+    # A buffer made under torch.inference_mode is an inference tensor, which autograd may not save: one buffer per
+    # mode.
+    name = f"{name}/inference" if torch.is_inference_mode_enabled() else name
     buf = getattr(_kept, name, None)
     if buf is None or buf.shape != shape or buf.dtype != like.dtype or _users(buf) > _ALONE:
         buf = torch.empty(shape, dtype=like.dtype)

@@ -2,6 +2,7 @@
 
 import threading
 
+import pytest
 import torch
 
 from collapse import _buffers
@@ -71,3 +72,26 @@ def test_a_loss_called_twice_before_backward_keeps_both_graphs():
         (2.0 * loss(rb, labels).loss).backward()
         torch.testing.assert_close(a.grad, ra.grad, rtol=0, atol=0)
         torch.testing.assert_close(b.grad, rb.grad, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [("triplet", "easy", "semihard"), ("multisimilarity", "easy", "all"), ("contrastive", "random", "all"),
+     ("margin", "easy", "distance"), ("supcon", "easy", "all")],
+    ids=lambda r: "-".join(r),
+)  # fmt: skip
+def test_inference_mode_and_training_do_not_share_buffers(rules):
+    # A buffer made under inference_mode is an inference tensor: it may not be written outside that mode, and
+    # autograd may not save it. Evaluating a loss under inference_mode and then training with it must work.
+    loss = make_loss(*rules)
+    x, labels = torch.randn(64, 16), torch.arange(64) // 4
+    with torch.inference_mode():
+        before = loss(x, labels).loss
+    e = x.clone().requires_grad_()
+    value = loss(e, labels).loss
+    value.backward()
+    with torch.inference_mode():
+        after = loss(x, labels).loss
+    assert e.grad is not None and torch.isfinite(e.grad).all()
+    if rules[1] != "random" and rules[2] not in ("random", "distance"):
+        assert torch.equal(before, after) and torch.equal(value.detach(), before)

@@ -177,7 +177,11 @@ class _Scratch:
 
     def get(self, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
         buf = self.buf
-        if buf is None or buf.shape != shape or buf.dtype != like.dtype or buf.device != like.device:
+        # A buffer made under torch.inference_mode may only be written there (and one made outside may not be
+        # saved by autograd when made there): a change of mode gets a new buffer.
+        inference = torch.is_inference_mode_enabled()
+        if (buf is None or buf.shape != shape or buf.dtype != like.dtype or buf.device != like.device
+                or buf.is_inference() != inference):  # fmt: skip
             buf = self.buf = torch.empty(shape, dtype=like.dtype, device=like.device)
         return buf
 
