@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 import matplotlib
@@ -10,6 +9,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+from collapse.io import atomic_path  # noqa: E402
 
 __all__ = ["MARKERS", "class_palette", "embedding_panels", "project_2d"]
 
@@ -75,8 +76,9 @@ def embedding_panels(
     if suptitle:
         fig.suptitle(suptitle, fontsize=11)
     fig.tight_layout(rect=(0, 0.06, 1, 0.97))
-    tmp = f"{path}.tmp.png"
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=110)
+    finally:
+        plt.close(fig)
     return path

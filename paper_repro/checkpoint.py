@@ -18,11 +18,12 @@ from __future__ import annotations
 import glob
 import os
 import random
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from collapse.io import atomic_path
 
 __all__ = [
     "CHECKPOINT",
@@ -131,16 +132,8 @@ def save_checkpoint(path: str | Path, payload: dict) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, tag=str(os.getpid()), fsync=True) as tmp:
+        torch.save(payload, tmp)
     return path
 
 

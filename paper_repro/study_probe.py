@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from collapse.cli import OneLineParser
-from collapse.io import write_json, write_text
+from collapse.io import atomic_path, write_json, write_text
 from collapse.runs.outputs import check_writable_dir
 from paper_repro.builders import eval_transform_for, load_test, load_train, stratified_subset
 from paper_repro.config import TrainConfig
@@ -68,10 +68,9 @@ def run_probe(
         res = train_grouped(cfgs, progress=progress)
         models = res["models"]
         history = {name: r["history"] for name, r in zip(PROBE_RUNS, res["runs"])}
-        tmp = models_path.with_suffix(".tmp")
-        torch.save({"configs": [c.to_dict() for c in cfgs], "models": [m.state_dict() for m in models],
-                    "history": history, "seconds": res["seconds"]}, tmp)  # fmt: skip
-        tmp.replace(models_path)
+        with atomic_path(models_path) as tmp:
+            torch.save({"configs": [c.to_dict() for c in cfgs], "models": [m.state_dict() for m in models],
+                        "history": history, "seconds": res["seconds"]}, tmp)  # fmt: skip
         write_json(out / "history.json", {"history": history, "seconds": res["seconds"]})
     clean_train = load_train(cfgs[0])
     keep = stratified_subset(clean_train.fine_labels, n_train, seed)
@@ -86,9 +85,8 @@ def run_probe(
         arrays[f"{name}_train"] = embed_dataset(m, train_sub, transform=tf).numpy()
         arrays[f"{name}_test"] = embed_dataset(m, test, transform=tf).numpy()
         arrays[f"{name}_final_loss"] = np.array(history[name][-1]["train_loss"])
-    tmp = out / "embeddings.tmp.npz"
-    np.savez_compressed(tmp, **arrays)
-    tmp.replace(out / "embeddings.npz")
+    with atomic_path(out / "embeddings.npz", suffix=".npz") as tmp:
+        np.savez_compressed(tmp, **arrays)
     return {"embeddings": str(out / "embeddings.npz"), "history": history}
 
 

@@ -31,7 +31,6 @@ import logging
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Sequence
@@ -39,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from collapse.io import write_json
+from collapse.io import write_bytes, write_json
 from paper_repro.datasets.glyphs_filter import bad_designs, consensus_outliers, near_duplicates, placeholder_mask
 from paper_repro.datasets.glyphs_render import (
     MISSING_CODEPOINT,
@@ -168,19 +167,6 @@ def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
             info.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(info, member.getvalue())
     return buf.getvalue()
-
-
-def _write_bytes_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # --- rendering and cleaning -----------------------------------------------------------------------------------
@@ -389,7 +375,7 @@ def build_glyphs(
             f"under {', '.join(map(str, font_dirs))}; install more fonts or lower min_designs / min_characters"
         )
     blob = _npz_bytes(arrays)
-    _write_bytes_atomic(data_path, blob)
+    write_bytes(data_path, blob)
     manifest = {
         "version": BUILD_VERSION,
         "file": data_path.name,

@@ -9,9 +9,7 @@ entry of ``figures/manifest.json``.
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
@@ -22,6 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from collapse.io import atomic_path  # noqa: E402
 from collapse.plotting import MARKERS, class_palette  # noqa: E402
 from collapse.runs import stable_path  # noqa: E402
 
@@ -86,16 +85,9 @@ def figure_style() -> Iterator[None]:
 def save_figure(fig: plt.Figure, path: str | Path) -> Path:
     """Write ``fig`` as PNG atomically (temporary file in the same folder, then ``os.replace``) and close it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=DPI, bbox_inches="tight")
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a figure is meant to be read
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=DPI, bbox_inches="tight")
     finally:
         plt.close(fig)
     return path
