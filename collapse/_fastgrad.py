@@ -120,7 +120,7 @@ class _AnchorDistance(torch.autograd.Function):
             value = 1.0 - (x * v).sum(-1)
             ctx.save_for_backward(x, v, j)
         else:
-            diff = v.neg_().add_(x)  # in the fresh copy; (-v) + x is x - v bitwise, as pair_distance computes it
+            diff = v.neg_().add_(x)  # in the partners' buffer; (-v) + x is x - v bitwise, as pair_distance has it
             value = torch.linalg.vector_norm(diff, dim=-1) if kind == "euclidean" else (diff * diff).sum(-1)
             # The first backward writes its gradient over diff (a fresh (K, N, d) tensor would cost page faults on
             # every step on a CPU), so diff is held on ctx, outside the saved tensors' version check; x is kept (a
