@@ -563,9 +563,10 @@ def study_markdown(summary: dict, rows: list[dict]) -> str:
         f"Fashion-MNIST superclasses ({summary['classes']} coarse classes, about {summary['modes_per_class']} fine "
         f"labels each), MLP head on fixed features; {summary['n_fit']} fit / {summary['n_val']} validation / "
         f"{summary['n_test']} test images; {summary['plan']['seeds']} seeds; {summary['plan']['steps']} steps; "
-        f"T4 critical M: {summary['critical_M']}; study time {summary['seconds'] / 60:.1f} min wall-clock "
+        f"T4 critical M: {summary['critical_M']}; this command {summary['seconds'] / 60:.1f} min wall-clock "
         f"({summary.get('blocks_computed', '?')} blocks computed, {summary.get('blocks_from_store', 0)} read from the "
-        f"store; backend {summary.get('backend', 'inline')}, one thread per block; shared machine).",
+        f"store; backend {summary.get('backend', 'inline')}, one thread per block; shared machine); the blocks took "
+        f"{_block_cpu_hours(summary)} CPU-hours when computed (their records).",
         "",
         "| features | M | noise | loss | neg | gate | test probe random -> easy (d, 95% CI) | "
         "test eta2 random -> easy (d) | coarse MAP@R random / easy | verdict random | verdict easy | command |",
@@ -607,8 +608,9 @@ def study_markdown(summary: dict, rows: list[dict]) -> str:
 
 def write_figures(out: Path, figures: Path, name: str) -> list[Path]:
     """Copy the study's files from ``out`` to ``figures/real_study_<name>*`` and draw its curves there
-    (``real_study_<name>_curves.png``: mean training loss and validation coarse MAP@R over seeds at the chosen
-    learning rate, one panel per feature set)."""
+    (``real_study_<name>_curves.png``: training loss and validation coarse MAP@R, one column per feature set and
+    loss, one line per noise level and positive rule, averaged over seeds, M and negative rules at the chosen
+    learning rates)."""
     import csv
 
     import matplotlib
@@ -624,33 +626,67 @@ def write_figures(out: Path, figures: Path, name: str) -> list[Path]:
                      ("controls.csv", f"{stem}_controls.csv")):  # fmt: skip
         written.append(write_text(figures / dst, (out / src).read_text()))
     chosen = {tuple(r[k] for k in RUN_FIELDS) for r in csv.DictReader((out / "runs.csv").open())}
+    # One curve per (features, loss, labels, noise, positive rule): the mean over seeds, M and negative rules of the
+    # runs at their chosen learning rate (one line per M would be a hundred lines per panel in the full plan).
     curves: dict[tuple, dict[int, list[tuple[float, float]]]] = {}
     for c in csv.DictReader((out / "curves.csv").open()):
         if tuple(c[k] for k in RUN_FIELDS) not in chosen:
             continue
-        key = (c["features"], c["M"], c["noise"], c["loss"], c["positive"], c["negative"], c["labels"])
+        key = (c["features"], c["loss"], c["labels"], c["noise"], c["positive"])
         curves.setdefault(key, {}).setdefault(int(c["step"]), []).append(
             (float(c["train_loss"]), float(c["val_coarse_map_at_r"])))
-    feats = sorted({k[0] for k in curves})
-    fig, axes = plt.subplots(2, max(1, len(feats)), figsize=(4.5 * max(1, len(feats)), 7), squeeze=False)
-    for j, f in enumerate(feats):
+    panels = sorted({key[:2] for key in curves})
+    noises = sorted({key[3] for key in curves}, key=float)
+    colours = dict(zip(noises, ("#0072B2", "#E69F00", "#D55E00", "#009E73", "#CC79A7", "#56B4E9")))
+    n = max(1, len(panels))
+    fig, axes = plt.subplots(2, n, figsize=(3.4 * n, 6.2), squeeze=False, sharex=True)
+    for j, (f, loss) in enumerate(panels):
         for key, by_step in sorted(curves.items()):
-            if key[0] != f:
+            if key[:2] != (f, loss):
                 continue
             steps = sorted(by_step)
-            label = f"M{key[1]} e{key[2]} {key[3]} {key[4]}" + (" fine" if key[6] == "fine" else "")
+            fine = key[2] == "fine"
+            label = "fine labels (upper bound)" if fine else f"noise {key[3]}, {key[4]} positives"
+            style = {"color": "k" if fine else colours.get(key[3], "0.5"), "ls": "--" if key[4] == "easy" else "-"}
             for i in (0, 1):
-                axes[i][j].plot(steps, [np.mean([v[i] for v in by_step[s]]) for s in steps], label=label, lw=1)
-        axes[0][j].set_title(f"{f}: training loss (mean over seeds)", fontsize=9)
-        axes[1][j].set_title(f"{f}: validation coarse MAP@R", fontsize=9)
+                axes[i][j].plot(steps, [np.mean([v[i] for v in by_step[s]]) for s in steps], label=label, lw=1.2,
+                                **style)  # fmt: skip
+        axes[0][j].set_title(f"{f}, {loss}: training loss", fontsize=9)
+        axes[1][j].set_title(f"{f}, {loss}: val. coarse MAP@R", fontsize=9)
         axes[1][j].set_xlabel("step")
-    if feats:
-        axes[0][0].legend(fontsize=6)
-    fig.tight_layout()
+    labels: dict[str, object] = {}
+    for ax in axes.ravel():
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            labels.setdefault(label, handle)
+    if labels:
+        fig.legend(labels.values(), labels.keys(), loc="lower center", ncol=min(len(labels), n + 1), fontsize=7,
+                   frameon=False)  # fmt: skip
+    fig.suptitle("mean over seeds, M and negative rules; each run at its chosen learning rate", fontsize=9)
+    fig.tight_layout(rect=(0, 0.1, 1, 0.96))
     png = figures / f"{stem}_curves.png"
     fig.savefig(png, dpi=110)
     plt.close(fig)
     return [*written, png]
+
+
+def _block_cpu_hours(summary: dict) -> str:
+    cpu = [v for v in (summary.get("cpu_seconds_blocks") or {}).values() if v is not None]
+    return f"{sum(cpu) / 3600:.2f}" if cpu else "?"
+
+
+def figure_name(args) -> str:
+    """``quick`` or ``full``, plus the filters that narrow the plan (``full_pca``, ``quick_M12-18_noise0``, ...), so
+    that a partial study never writes over the files of the whole one."""
+    parts = ["quick" if args.quick else "full"]
+    if args.features and set(args.features.split(",")) != set(FULL.features):
+        parts.append("-".join(args.features.split(",")))
+    if args.M:
+        parts.append("M" + "-".join(args.M.split(",")))
+    if args.noise:
+        parts.append("noise" + "-".join(args.noise.split(",")))
+    if args.steps:
+        parts.append(f"steps{args.steps}")
+    return "_".join(parts)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -692,7 +728,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary = run_study(plan, out, quick=args.quick, progress=not args.no_progress, command=prefix,
                             store=args.store, backend=args.backend, workers=args.workers)  # fmt: skip
         if args.figures:
-            write_figures(out, Path(args.figures), "quick" if args.quick else "full")
+            write_figures(out, Path(args.figures), figure_name(args))
     except (ValueError, OSError, RuntimeError) as exc:
         print(f"python -m paper_repro.study: error: {exc}", file=sys.stderr)
         return 2

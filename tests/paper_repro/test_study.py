@@ -153,3 +153,17 @@ def test_study_resumes_from_the_store_and_recomputes_only_missing_blocks(tmp_pat
     moved = plan_blocks(replace(plan, root="elsewhere", gate_tol=0.2), [4, 6])
     assert [b.key for b in moved] == [b.key for b in blocks]
     assert plan_blocks(replace(plan, steps=11), [4, 6])[0].key != blocks[0].key
+
+
+def test_a_narrowed_study_writes_figures_under_its_own_name():
+    from types import SimpleNamespace
+
+    from paper_repro.study import figure_name
+
+    def args(**kw):
+        return SimpleNamespace(**({"quick": False, "features": None, "M": None, "noise": None, "steps": None} | kw))
+
+    assert figure_name(args()) == "full" and figure_name(args(quick=True)) == "quick"
+    assert figure_name(args(features="pca,untrained-cnn,coarse-cnn")) == "full"
+    assert figure_name(args(features="pca")) == "full_pca"
+    assert figure_name(args(quick=True, M="12,18", noise="0", steps=50)) == "quick_M12-18_noise0_steps50"
