@@ -39,15 +39,17 @@ def _users(t: torch.Tensor) -> int:
 _ALONE = _users(torch.empty(1)) if _use_count is not None else None
 
 
-def kept_buffer(name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+def kept_buffer(
+    name: str, shape: tuple[int, ...], like: torch.Tensor, *, max_bytes: int = KEPT_BYTES
+) -> torch.Tensor:
     """An uninitialised contiguous tensor of ``shape`` with ``like``'s dtype and device: on a CPU, up to
-    :data:`KEPT_BYTES`, the memory of the previous request with this ``name`` in this thread when nothing holds
-    that any more (see the module docstring), else fresh memory."""
+    ``max_bytes``, the memory of the previous request with this ``name`` in this thread when nothing holds that any
+    more (see the module docstring), else fresh memory."""
     shape = tuple(int(n) for n in shape)
     size = like.element_size()
     for n in shape:
         size *= n
-    if like.device.type != "cpu" or size > KEPT_BYTES or _ALONE is None or torch.compiler.is_compiling():
+    if like.device.type != "cpu" or size > max_bytes or _ALONE is None or torch.compiler.is_compiling():
         return torch.empty(shape, dtype=like.dtype, device=like.device)
     # A buffer made under torch.inference_mode is an inference tensor, which autograd may not save: one buffer per
     # mode.

@@ -43,6 +43,7 @@ import warnings
 import torch
 from torch import nn
 
+from collapse._buffers import kept_buffer
 from collapse._fastgrad import anchor_distance, pair_distance
 from collapse.distances import Distance, get_distance
 from collapse.losses.reducers import REDUCERS, Reducer
@@ -169,29 +170,6 @@ def triplet_layout(
     return d_ap.unsqueeze(-1), dist, g.unsqueeze(-1).expand(shape), idx, mask
 
 
-class _Scratch:
-    """A reusable tensor that is not state: copies and pickles of the loss start without it."""
-
-    def __init__(self) -> None:
-        self.buf: torch.Tensor | None = None
-
-    def get(self, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
-        buf = self.buf
-        # A buffer made under torch.inference_mode may only be written there (and one made outside may not be
-        # saved by autograd when made there): a change of mode gets a new buffer.
-        inference = torch.is_inference_mode_enabled()
-        if (buf is None or buf.shape != shape or buf.dtype != like.dtype or buf.device != like.device
-                or buf.is_inference() != inference):  # fmt: skip
-            buf = self.buf = torch.empty(shape, dtype=like.dtype, device=like.device)
-        return buf
-
-    def __getstate__(self) -> dict:
-        return {"buf": None}
-
-    def __deepcopy__(self, memo: dict) -> _Scratch:
-        return _Scratch()
-
-
 class MetricLoss(nn.Module):
     """Base class. Subclasses set the defaults and implement :meth:`compute_terms`.
 
@@ -302,15 +280,15 @@ class MetricLoss(nn.Module):
         """The (G, B, B) buffer of the selection matrix, kept from step to step up to :data:`SCRATCH_ELEMENTS`.
 
         A fresh buffer of a few MB is zero-filled by the OS page by page on every step (page faults), which costs
-        about as much as the selection itself at B of a few hundred; larger matrices are allocated per step, so a
-        loss never holds more than SCRATCH_ELEMENTS entries between steps. The sampler receives this buffer as
-        scratch space (``overwrite=True``): the matrix is valid during its call only.
+        about as much as the selection itself at B of a few hundred; larger matrices are allocated per step, so no
+        more than SCRATCH_ELEMENTS entries are kept between steps. It is a :func:`collapse._buffers.kept_buffer`
+        (per thread, reused only when nothing holds it, one per ``torch.inference_mode`` state). The sampler
+        receives this buffer as scratch space (``overwrite=True``): the matrix is valid during its call only.
         """
         if n_groups * batch * batch > SCRATCH_ELEMENTS:
             return None
-        if "_scratch_holder" not in self.__dict__:
-            self._scratch_holder = _Scratch()
-        return self._scratch_holder.get((n_groups, batch, batch), like)
+        return kept_buffer("selection-matrix", (n_groups, batch, batch), like,
+                           max_bytes=SCRATCH_ELEMENTS * like.element_size())  # fmt: skip
 
     def from_distances(
         self, dist: torch.Tensor, labels: torch.Tensor, *, dim: int, sampler: Sampler | None = None
