@@ -37,7 +37,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from collapse.cli import OneLineParser
+from collapse._validation import check_int, check_real
+from collapse.cli import OneLineParser, parse_list
 from collapse.experiment import instrument_margin
 from collapse.io import write_csv, write_json, write_text
 from collapse.losses import make_loss
@@ -677,14 +678,17 @@ def _block_cpu_hours(summary: dict) -> str:
 def figure_name(args) -> str:
     """``quick`` or ``full``, plus the filters that narrow the plan (``full_pca``, ``quick_M12-18_noise0``, ...), so
     that a partial study never writes over the files of the whole one."""
+    def items(text: str) -> list[str]:
+        return [v.strip() for v in text.split(",") if v.strip()]
+
     parts = ["quick" if args.quick else "full"]
-    if args.features and set(args.features.split(",")) != set(FULL.features):
-        parts.append("-".join(args.features.split(",")))
-    if args.M:
-        parts.append("M" + "-".join(args.M.split(",")))
-    if args.noise:
-        parts.append("noise" + "-".join(args.noise.split(",")))
-    if args.steps:
+    if args.features and set(items(args.features)) != set(FULL.features):
+        parts.append("-".join(items(args.features)))
+    if args.M is not None:
+        parts.append("M" + "-".join(items(args.M)))
+    if args.noise is not None:
+        parts.append("noise" + "-".join(items(args.noise)))
+    if args.steps is not None:
         parts.append(f"steps{args.steps}")
     return "_".join(parts)
 
@@ -710,19 +714,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan = replace(QUICK if args.quick else FULL, root=args.root)
     try:
         if args.features:
-            plan = replace(plan, features=tuple(args.features.split(",")))
-            bad = [f for f in plan.features if f not in FULL.features]
-            if bad:
-                raise ValueError(f"--features must be among {', '.join(FULL.features)}, got {', '.join(bad)}")
-        if args.M:
-            plan = replace(plan, Ms=tuple(int(m) for m in args.M.split(",")), add_critical_M=False)
-        if args.noise:
-            plan = replace(plan, noises=tuple(float(e) for e in args.noise.split(",")))
-        if args.steps:
-            plan = replace(plan, steps=args.steps)
+            plan = replace(plan, features=tuple(parse_list("--features", args.features, FULL.features, all_word=None)))
+        if args.M is not None:
+            Ms = parse_list("--M", args.M, convert=int, what="integers")
+            plan = replace(plan, Ms=tuple(check_int("--M", m, low=2) for m in Ms), add_critical_M=False)
+        if args.noise is not None:
+            noises = parse_list("--noise", args.noise, convert=float, what="numbers")
+            plan = replace(plan, noises=tuple(check_real("--noise", e, low=0.0, high=1.0, high_inclusive=False)
+                                              for e in noises))  # fmt: skip
+        if args.steps is not None:
+            plan = replace(plan, steps=check_int("--steps", args.steps, low=1))
+        if args.workers is not None:
+            check_int("--workers", args.workers, low=1)
         out = Path(args.out or f"results/study/{'quick' if args.quick else 'full'}")
         prefix = "python -m paper_repro.study" + (" --quick" if args.quick else "")
-        prefix += (f" --steps {args.steps}" if args.steps else "") + (f" --out {args.out}" if args.out else "")
+        prefix += f" --steps {args.steps}" if args.steps is not None else ""
+        prefix += f" --out {args.out}" if args.out else ""
         if args.figures:
             check_writable_dir(Path(args.figures), what="--figures")  # before any compute
         summary = run_study(plan, out, quick=args.quick, progress=not args.no_progress, command=prefix,

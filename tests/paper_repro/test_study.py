@@ -81,10 +81,25 @@ def test_convergence_interval_and_gate_helpers():
     assert row["gate"] == "pass" and row["d_test_eta2"] == 0.0
 
 
-def test_cli_rejects_unknown_features_in_one_line(capsys):
-    assert main(["--quick", "--features", "sift"]) == 2
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--features", "sift"], "--features must be one of pca, untrained-cnn, coarse-cnn"),
+        (["--M", "0"], "--M must be an integer in [2, inf), got 0"),
+        (["--M", "12,x"], "--M must be comma-separated integers"),
+        (["--M", ""], "--M must name at least one value"),
+        (["--noise", "1"], "--noise must be"),
+        (["--noise", "0.1,0.1"], "--noise names a value twice"),
+        (["--steps", "0"], "--steps must be an integer in [1, inf), got 0"),
+        (["--workers", "0"], "--workers must be an integer in [1, inf), got 0"),
+    ],
+)
+def test_cli_rejects_bad_flags_in_one_line_before_any_work(tmp_path, capsys, flags, named):
+    # No data under --root: a flag checked only after the study started would fail on the data instead.
+    assert main(["--quick", "--root", str(tmp_path / "nothing"), "--out", str(tmp_path / "out"), *flags]) == 2
     err = capsys.readouterr().err.strip()
-    assert "--features must be among" in err and "\n" not in err
+    assert named in err and "\n" not in err
+    assert not (tmp_path / "out").exists()
 
 
 def test_judge_sees_merged_sub_classes():
