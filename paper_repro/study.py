@@ -327,6 +327,32 @@ def plan_blocks(plan: StudyPlan, Ms: Sequence[int], *, progress: bool = False) -
     return blocks
 
 
+def stored_superset(block: StudyBlock, store: ResultStore) -> StudyBlock:
+    """``block``, or the same block with more judging (``floor`` and/or ``controls`` also set) where only that one has
+    a finished record in ``store``.
+
+    Which block carries the floor and the controls depends on the plan (the first M of each feature set, the very
+    first block), so a narrowed study (``--features untrained-cnn``) stores its first block with them while the
+    whole study asks for it without. The heads, their training and their judgement do not depend on either flag
+    (both are computed after them, from their own inputs), so the superset record holds every row the block asks
+    for; :func:`_only_asked` drops the rest.
+    """
+    if store.done(block):
+        return block
+    for floor, controls in ((True, block.controls), (block.floor, True), (True, True)):
+        other = replace(block, floor=floor, controls=controls)
+        if other != block and store.done(other):
+            return other
+    return block
+
+
+def _only_asked(result: dict, block: StudyBlock) -> dict:
+    """A block's stored result without the floor and controls the block did not ask for (see
+    :func:`stored_superset`)."""
+    return result | {"floor": result["floor"] if block.floor else None,
+                     "controls": result["controls"] if block.controls else []}  # fmt: skip
+
+
 @lru_cache(maxsize=2)
 def _block_data(plan: StudyPlan):
     """Splits and the one feature set of ``plan`` (cached: the blocks of one feature set share it in a process)."""
@@ -455,12 +481,13 @@ def run_study(
     mstar = {eps: critical_M(eps, classes, modes) for eps in plan.noises}
     if plan.add_critical_M:
         Ms += [m for m in sorted({v for v in mstar.values() if v is not None}) if m not in Ms]
-    blocks = plan_blocks(plan, Ms, progress=progress)
+    wanted = plan_blocks(plan, Ms, progress=progress)
+    blocks = [stored_superset(b, store) for b in wanted]
     ex = execute(blocks, store, backend=backend, workers=workers, progress=progress, desc="study blocks")
     if not ex.ok:
         raise RuntimeError(f"{ex.failed} of {len(blocks)} study blocks failed (rerun to retry them): {ex.errors[0]}")
-    # Everything below reads the stored records only.
-    results = store.results(blocks)
+    # Everything below reads the stored records only; a block served by a superset record keeps only what it asked.
+    results = [_only_asked(res, b) for res, b in zip(store.results(blocks), wanted)]
     rows = [r | {"command": _command(prefix, Run(**{k: r[k] for k in RUN_FIELDS}))} for b in results for r in b["rows"]]
     curves_rows = [c for b in results for c in b["curves"]]
     floors = [b["floor"] for b in results if b["floor"] is not None]

@@ -170,6 +170,28 @@ def test_study_resumes_from_the_store_and_recomputes_only_missing_blocks(tmp_pat
     assert plan_blocks(replace(plan, steps=11), [4, 6])[0].key != blocks[0].key
 
 
+def test_the_whole_study_reads_the_blocks_a_narrowed_study_stored(tmp_path):
+    """A narrowed study stores its first block with the floor and controls that the whole study asks of another
+    block; the whole study reads that record (no recomputation), takes only its rows, and its files equal those of
+    a whole study computed from scratch (so the heads do not depend on the flags)."""
+    root = fake_fashion(tmp_path / "data", n_train=240, n_test=120)
+    plan = replace(QUICK, root=str(root), n_train=200, n_test=100, features=("pca",), pca_dim=6, Ms=(4, 6),
+                   noises=(0.0,), losses=("triplet",), steps=10, window=5, seeds=2, lrs=(1e-2,),
+                   null_permutations=2)  # fmt: skip
+    narrowed = run_study(replace(plan, Ms=(6,)), tmp_path / "n", quick=True, progress=False, store=tmp_path / "s")
+    assert narrowed["blocks_computed"] == 1 and narrowed["controls"] and narrowed["floors"]
+    whole = run_study(plan, tmp_path / "w", quick=True, progress=False, store=tmp_path / "s")
+    assert (whole["blocks_computed"], whole["blocks_from_store"]) == (1, 1)
+    fresh = run_study(plan, tmp_path / "f", quick=True, progress=False, store=tmp_path / "fresh")
+    assert (fresh["blocks_computed"], fresh["blocks_from_store"]) == (2, 0)
+    for name in ("runs.csv", "curves.csv", "comparisons.csv", "controls.csv", "table.md"):
+        a, b = (tmp_path / "w" / name).read_text(), (tmp_path / "f" / name).read_text()
+        assert a.split("\n")[1:] == b.split("\n")[1:], name
+    assert len(whole["floors"]) == 1 and [c["control"] for c in whole["controls"]] == [
+        c["control"] for c in fresh["controls"]
+    ]
+
+
 def test_a_narrowed_study_writes_figures_under_its_own_name():
     from types import SimpleNamespace
 
