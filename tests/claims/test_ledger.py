@@ -180,6 +180,32 @@ def test_unwritable_outputs_are_refused_before_any_check(tmp_path, capsys):
     assert not (tmp_path / "store" / "records").exists() or not any((tmp_path / "store" / "records").iterdir())
 
 
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [(None, "cannot be read"), ("{not json", "is not JSON"), ('{"runs": []}', "is not a summary")],
+)
+def test_a_bad_study_summary_is_refused_before_any_check(tmp_path, capsys, content, said):
+    path = tmp_path / "summary.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(SystemExit) as exc:
+        main(["--study", str(path), "--store", str(tmp_path / "store"), "--out", str(tmp_path / "c.md"),
+              "--json", str(tmp_path / "c.json")])  # fmt: skip
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--study" in err[0] and said in err[0]
+    assert not (tmp_path / "store" / "records").exists() or not any((tmp_path / "store" / "records").iterdir())
+
+
+def test_the_ledger_header_names_the_command_that_regenerates_it():
+    from collapse.claims.__main__ import command_line
+
+    assert command_line([]) == "python -m collapse.claims"
+    assert command_line(["--study", "a b.json", "--workers", "3", "--quiet", "--store", "s"]) == (
+        "python -m collapse.claims --study 'a b.json' --store s"
+    )
+
+
 def test_the_ledger_reads_the_real_table_it_is_given_not_the_working_directory(tmp_path, monkeypatch):
     from collapse.claims.evidence import DEFAULT_REAL_TABLE, paper_repro_results
 
