@@ -375,13 +375,14 @@ def main(argv: list[str] | None = None) -> int:
             ResultStore(args.store).prepare()
     except (ValueError, TypeError) as exc:
         parser.fail(exc)
-    n_blocks = len(make_blocks(runs))
-    n_seeds = sum(r.config.seeds for r in runs)
-    print(f"{len(runs)} configurations ({n_seeds} runs) in {n_blocks} blocks -> {args.out} (store {args.store})",
-          flush=True)
-    if args.dry_run:
-        return 0
+    # From here on the store exists: Ctrl-C anywhere (not only inside the executor) ends with the resume message.
     try:
+        n_blocks = len(make_blocks(runs))
+        n_seeds = sum(r.config.seeds for r in runs)
+        print(f"{len(runs)} configurations ({n_seeds} runs) in {n_blocks} blocks -> {args.out} (store {args.store})",
+              flush=True)  # fmt: skip
+        if args.dry_run:
+            return 0
         summary = run_sweep(
             runs, args.out, store=args.store, backend=args.backend, scheduler=args.scheduler, workers=args.workers,
             allowed_failures=args.allowed_failures, progress=not args.no_progress,
