@@ -702,21 +702,25 @@ def _block_cpu_hours(summary: dict) -> str:
     return f"{sum(cpu) / 3600:.2f}" if cpu else "?"
 
 
-def figure_name(args) -> str:
+def figure_name(
+    quick: bool,
+    features: Sequence[str] | None = None,
+    Ms: Sequence[int] | None = None,
+    noises: Sequence[float] | None = None,
+    steps: int | None = None,
+) -> str:
     """``quick`` or ``full``, plus the filters that narrow the plan (``full_pca``, ``quick_M12-18_noise0``, ...), so
-    that a partial study never writes over the files of the whole one."""
-    def items(text: str) -> list[str]:
-        return [v.strip() for v in text.split(",") if v.strip()]
-
-    parts = ["quick" if args.quick else "full"]
-    if args.features and set(items(args.features)) != set(FULL.features):
-        parts.append("-".join(items(args.features)))
-    if args.M is not None:
-        parts.append("M" + "-".join(items(args.M)))
-    if args.noise is not None:
-        parts.append("noise" + "-".join(items(args.noise)))
-    if args.steps is not None:
-        parts.append(f"steps{args.steps}")
+    that a partial study never writes over the files of the whole one. Each filter is the parsed flag, ``None``
+    where it was not given."""
+    parts = ["quick" if quick else "full"]
+    if features is not None and set(features) != set(FULL.features):
+        parts.append("-".join(features))
+    if Ms is not None:
+        parts.append("M" + "-".join(str(m) for m in Ms))
+    if noises is not None:
+        parts.append("noise" + "-".join(f"{e:g}" for e in noises))
+    if steps is not None:
+        parts.append(f"steps{steps}")
     return "_".join(parts)
 
 
@@ -762,7 +766,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary = run_study(plan, out, quick=args.quick, progress=not args.no_progress, command=prefix,
                             store=args.store, backend=args.backend, workers=args.workers)  # fmt: skip
         if args.figures:
-            write_figures(out, Path(args.figures), figure_name(args))
+            name = figure_name(args.quick, plan.features if args.features else None,
+                               plan.Ms if args.M is not None else None,
+                               plan.noises if args.noise is not None else None, args.steps)  # fmt: skip
+            write_figures(out, Path(args.figures), name)
     except (ValueError, OSError, RuntimeError) as exc:
         print(f"python -m paper_repro.study: error: {exc}", file=sys.stderr)
         return 2

@@ -193,14 +193,9 @@ def test_the_whole_study_reads_the_blocks_a_narrowed_study_stored(tmp_path):
 
 
 def test_a_narrowed_study_writes_figures_under_its_own_name():
-    from types import SimpleNamespace
+    from paper_repro.study import FULL, figure_name
 
-    from paper_repro.study import figure_name
-
-    def args(**kw):
-        return SimpleNamespace(**({"quick": False, "features": None, "M": None, "noise": None, "steps": None} | kw))
-
-    assert figure_name(args()) == "full" and figure_name(args(quick=True)) == "quick"
-    assert figure_name(args(features="pca,untrained-cnn,coarse-cnn")) == "full"
-    assert figure_name(args(features="pca")) == "full_pca"
-    assert figure_name(args(quick=True, M="12,18", noise="0", steps=50)) == "quick_M12-18_noise0_steps50"
+    assert figure_name(False) == "full" and figure_name(True) == "quick"
+    assert figure_name(False, features=FULL.features) == "full"
+    assert figure_name(False, features=("pca",)) == "full_pca"
+    assert figure_name(True, Ms=(12, 18), noises=(0.0,), steps=50) == "quick_M12-18_noise0_steps50"
