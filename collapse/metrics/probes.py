@@ -89,6 +89,9 @@ def _probe(zf: np.ndarray, mf: np.ndarray, zs: list[np.ndarray], c: float, seed:
         return [np.full(z.shape[0], mf[0]) for z in zs]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
+        # sklearn guesses "regression target?" when most fit rows have their own fine label (glyphs: a few designs
+        # per character); these are class ids by construction, so the guess is noise in every study log.
+        warnings.filterwarnings("ignore", message="The number of unique classes is greater than", category=UserWarning)
         clf = LogisticRegression(C=c, max_iter=300, random_state=seed).fit(zf, mf)
     return [clf.predict(z) for z in zs]
 

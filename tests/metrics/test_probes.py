@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -72,3 +74,16 @@ def test_bad_input_is_one_line():
         subclass_probes(x, y, m, x[:, :2], y, m)
     with pytest.raises(ValueError, match="fit fine labels"):
         subclass_probes(x, y, m[:-1], x, y, m)
+
+
+def test_many_fine_labels_with_few_rows_each_warn_nothing():
+    # Glyph-like: most fine labels have one fit row, so more than half the rows carry a label of their own, which
+    # sklearn's target-type guess reports as "regression?" on every probe.
+    rng = np.random.default_rng(5)
+    m = np.concatenate([np.arange(40), [0, 1, 20, 21]])
+    y = (m >= 20).astype(int)
+    x = rng.normal(size=(m.size, 4)) + m[:, None] * 0.1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = subclass_probes(x, y, m, x, y, m)
+    assert 0.0 <= out["train"]["linear_probe"] <= 1.0
