@@ -46,6 +46,7 @@ from collapse.metrics import map_at_r, retrieval_metrics, subclass_probes
 from collapse.runs import DEFAULT_STORE, Kind, ResultStore, check_writable_dir, execute, register_kind
 from collapse.runs import Run as StoredRun
 from collapse.runs.spec import plain
+from collapse.runs.store import STORE_MARKER
 
 __all__ = ["FULL", "QUICK", "StudyBlock", "StudyPlan", "judge_embeddings", "main", "plan_blocks", "run_study",
            "study_loss"]
@@ -459,6 +460,7 @@ def run_study(
     store: str | Path | ResultStore | None = None,
     backend: str = "inline",
     workers: int | None = None,
+    from_store: bool = False,
 ) -> dict:
     """Run ``plan`` through the run layer and write its files under ``out`` (see the module docstring); return the
     summary.
@@ -468,11 +470,19 @@ def run_study(
     interrupted study resumes where it stopped, and every file here is built from the stored records only.
     ``command`` is the command line that ran the study without its cell filters (each cell's rerun command is it
     plus ``--features F --M M --noise E``); by default ``python -m paper_repro.study [--quick]``.
+
+    ``from_store=True`` computes nothing: the files are built from the blocks that ``store`` already holds, and the
+    others are listed in ``summary["blocks_missing"]`` (a study computed over several sessions shows how far it got;
+    ``ValueError`` if the store holds none of them).
     """
     prefix = command or f"python -m paper_repro.study{' --quick' if quick else ''}"
     out = check_writable_dir(Path(out), what="--out")
     store = store if isinstance(store, ResultStore) else ResultStore(store or DEFAULT_STORE)
-    store.prepare()
+    if not from_store:
+        store.prepare()
+    elif not (store.root / STORE_MARKER).is_file():
+        raise ValueError(f"--from-store: {store.root} is not a result store (no {STORE_MARKER}); name the store that "
+                         "holds the study's records")
     t0 = time.perf_counter()
     _cfg, fit, val, test = _split_data(plan)
     classes = int(np.unique(fit.labels).size)
@@ -483,9 +493,22 @@ def run_study(
         Ms += [m for m in sorted({v for v in mstar.values() if v is not None}) if m not in Ms]
     wanted = plan_blocks(plan, Ms, progress=progress)
     blocks = [stored_superset(b, store) for b in wanted]
-    ex = execute(blocks, store, backend=backend, workers=workers, progress=progress, desc="study blocks")
-    if not ex.ok:
-        raise RuntimeError(f"{ex.failed} of {len(blocks)} study blocks failed (rerun to retry them): {ex.errors[0]}")
+    missing = []
+    if from_store:
+        have = [store.done(b) for b in blocks]
+        missing = [f"{b.plan.features[0]} M={b.plan.Ms[0]}" for b, ok in zip(blocks, have) if not ok]
+        if not any(have):
+            raise ValueError(f"--from-store: {store.root} holds none of this study's {len(blocks)} blocks (run without "
+                             "--from-store to compute them)")
+        blocks = [b for b, ok in zip(blocks, have) if ok]
+        wanted = [w for w, ok in zip(wanted, have) if ok]
+        computed, from_records = 0, len(blocks)
+    else:
+        ex = execute(blocks, store, backend=backend, workers=workers, progress=progress, desc="study blocks")
+        if not ex.ok:
+            raise RuntimeError(f"{ex.failed} of {len(blocks)} study blocks failed (rerun to retry them): "
+                               f"{ex.errors[0]}")
+        computed, from_records = ex.computed, ex.skipped
     # Everything below reads the stored records only; a block served by a superset record keeps only what it asked.
     results = [_only_asked(res, b) for res, b in zip(store.results(blocks), wanted)]
     rows = [r | {"command": _command(prefix, Run(**{k: r[k] for k in RUN_FIELDS}))} for b in results for r in b["rows"]]
@@ -499,7 +522,8 @@ def run_study(
                "seconds_blocks": {f"{b['features']} M={b['M']}": b["seconds"] for b in results},
                "cpu_seconds_blocks": {f"{b['features']} M={b['M']}": b.get("cpu_seconds") for b in results},
                "seconds_features": {b["features"]: b["seconds_features"] for b in results},
-               "blocks_computed": ex.computed, "blocks_from_store": ex.skipped, "store": str(store.root),
+               "blocks_computed": computed, "blocks_from_store": from_records, "blocks_missing": missing,
+               "store": str(store.root),
                "block_keys": [b.key for b in blocks], "n_fit": len(fit), "n_val": len(val), "n_test": len(test),
                "threads": torch.get_num_threads(), "backend": backend, "floors": floors, "comparisons": comparisons,
                "controls": controls}  # fmt: skip
@@ -595,6 +619,11 @@ def study_markdown(summary: dict, rows: list[dict]) -> str:
         f"({summary.get('blocks_computed', '?')} blocks computed, {summary.get('blocks_from_store', 0)} read from the "
         f"store; backend {summary.get('backend', 'inline')}, one thread per block; shared machine); the blocks took "
         f"{_block_cpu_hours(summary)} CPU-hours when computed (their records).",
+    ]
+    if summary.get("blocks_missing"):
+        lines += ["", f"**Partial: {len(summary['blocks_missing'])} of the plan's blocks are not computed yet** "
+                  f"({', '.join(summary['blocks_missing'])}); every count below covers the computed blocks only."]
+    lines += [
         "",
         "| features | M | noise | loss | neg | gate | test probe random -> easy (d, 95% CI) | "
         "test eta2 random -> easy (d) | coarse MAP@R random / easy | verdict random | verdict easy | command |",
@@ -740,6 +769,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=None, help="worker processes of --backend processes (default 2)")
     p.add_argument("--figures", default=None, help="also write the table, CSVs, summary and a curves figure to this "
                    "folder as real_study_<quick|full>*")
+    p.add_argument("--from-store", action="store_true", help="compute nothing: the files from the blocks already "
+                   "in --store, the others listed as not computed (a study run over several sessions)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     args = p.parse_args(argv)
     plan = replace(QUICK if args.quick else FULL, root=args.root)
@@ -764,7 +795,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.figures:
             check_writable_dir(Path(args.figures), what="--figures")  # before any compute
         summary = run_study(plan, out, quick=args.quick, progress=not args.no_progress, command=prefix,
-                            store=args.store, backend=args.backend, workers=args.workers)  # fmt: skip
+                            store=args.store, backend=args.backend, workers=args.workers,
+                            from_store=args.from_store)  # fmt: skip
         if args.figures:
             name = figure_name(args.quick, plan.features if args.features else None,
                                plan.Ms if args.M is not None else None,

@@ -18,7 +18,10 @@ def _gated(study: dict) -> list[dict]:
 
 def _src(study: dict) -> str:
     n = len(study.get("comparisons", []))
-    return (f"real-image study ({'quick' if study.get('quick') else 'full'} mode, {len(_gated(study))}/{n} "
+    missing = study.get("blocks_missing") or []
+    # A study computed over several sessions is judged on what it has, and says so.
+    part = f", partial: {len(missing)} blocks not computed ({', '.join(missing)})" if missing else ""
+    return (f"real-image study ({'quick' if study.get('quick') else 'full'} mode{part}, {len(_gated(study))}/{n} "
             f"comparisons pass the coarse gate)")  # fmt: skip
 
 

@@ -38,3 +38,14 @@ def test_gated_out_comparisons_do_not_count():
     for claim in ("C7", "C9", "C6"):
         verdict, text = STUDY_JUDGES[claim](summary)
         assert verdict == UNMEASURED and "0/1 comparisons pass" in text
+
+
+def test_a_partial_study_says_which_blocks_it_lacks():
+    runs = [run("random", "collapsed", 0.4, 0.6), run("easy", "kept", 0.7, 0.72)]
+    summary = {"quick": False, "comparisons": [comparison(0.2)], "runs": runs,
+               "blocks_missing": ["pca M=8", "pca M=10"]}  # fmt: skip
+    for claim in ("C3", "C6", "C7", "C9"):
+        text = STUDY_JUDGES[claim](summary)[1]
+        assert "full mode, partial: 2 blocks not computed (pca M=8, pca M=10), 1/1 comparisons pass" in text
+    whole = STUDY_JUDGES["C7"](summary | {"blocks_missing": []})[1]
+    assert "partial" not in whole

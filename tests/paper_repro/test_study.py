@@ -192,6 +192,35 @@ def test_the_whole_study_reads_the_blocks_a_narrowed_study_stored(tmp_path):
     ]
 
 
+def test_from_store_computes_nothing_and_names_the_missing_blocks(tmp_path, capsys):
+    """A study run over several sessions: ``--from-store`` builds the files from the blocks already stored, lists
+    the others as not computed, writes no record, and refuses a folder that is not a store or holds none of them."""
+    root = fake_fashion(tmp_path / "data", n_train=240, n_test=120)
+    plan = replace(QUICK, root=str(root), n_train=200, n_test=100, features=("pca",), pca_dim=6, Ms=(4, 6),
+                   noises=(0.0,), losses=("triplet",), steps=10, window=5, seeds=2, lrs=(1e-2,),
+                   null_permutations=2)  # fmt: skip
+    one = run_study(replace(plan, Ms=(6,)), tmp_path / "one", quick=True, progress=False, store=tmp_path / "s")
+    records = sorted((tmp_path / "s" / "records").iterdir())
+    part = run_study(plan, tmp_path / "part", quick=True, progress=False, store=tmp_path / "s", from_store=True)
+    assert (part["blocks_computed"], part["blocks_from_store"], part["blocks_missing"]) == (0, 1, ["pca M=4"])
+    assert sorted((tmp_path / "s" / "records").iterdir()) == records
+    assert [r["M"] for r in part["runs"]] == [r["M"] for r in one["runs"]] and {r["M"] for r in part["runs"]} == {6}
+    table = (tmp_path / "part" / "table.md").read_text()
+    assert "Partial: 1 of the plan's blocks are not computed yet** (pca M=4)" in table
+    with pytest.raises(ValueError, match="not a result store"):
+        run_study(plan, tmp_path / "x", quick=True, progress=False, store=tmp_path / "nostore", from_store=True)
+    assert not (tmp_path / "nostore").exists()
+    with pytest.raises(ValueError, match="holds none of this study's 2 blocks"):
+        run_study(replace(plan, steps=11), tmp_path / "x", quick=True, progress=False, store=tmp_path / "s",
+                  from_store=True)  # fmt: skip
+    assert sorted((tmp_path / "s" / "records").iterdir()) == records
+    # Through the CLI: the quick plan's blocks are not in this store, so nothing to build, said in one line.
+    assert main(["--quick", "--root", str(root), "--from-store", "--store", str(tmp_path / "s"), "--out",
+                 str(tmp_path / "cli"), "--no-progress"]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds none of this study's" in err
+
+
 def test_a_narrowed_study_writes_figures_under_its_own_name():
     from paper_repro.study import FULL, figure_name
 
