@@ -23,8 +23,10 @@ test: install
 figures: install
 	$(BIN)/python -m paper_repro.figures
 
+# The committed ledger, from the committed records (figures/store) and the study summaries its header names.
+STUDY ?= figures/real_study_full_pca-untrained-cnn.json
 claims: install
-	$(BIN)/python -m collapse.claims
+	$(BIN)/python -m collapse.claims --store figures/store --study $(STUDY)
 
 # JupyterLab on notebooks/ with the project's kernel; it prints the URL to open. On a machine without a browser:
 # make notebooks JUPYTER_ARGS="--no-browser --port 8890"

@@ -30,7 +30,7 @@ import math
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -96,6 +96,19 @@ class StudyPlan:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> StudyPlan:
+        """The plan of :meth:`to_dict` read back from JSON (lists become tuples again; unknown keys are an error)."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"not fields of a study plan: {', '.join(unknown)}")
+
+        def frozen(v):
+            return tuple(frozen(x) for x in v) if isinstance(v, list) else v
+
+        return cls(**{k: frozen(v) for k, v in data.items()})
 
 
 FULL = StudyPlan()

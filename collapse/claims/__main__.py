@@ -27,14 +27,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="real-image results table of python -m paper_repro.experiments (default: the committed "
                    "figures/paper_repro_table.json of this checkout); 'none' to leave the real-image claims unmeasured")
     p.add_argument("--study", default=None,
-                   help="summary.json of python -m paper_repro.study: C3, C6, C7 and C9 are then judged from it")
+                   help="summary.json of python -m paper_repro.study: C3, C6, C7 and C9 are then judged from it "
+                   "(comma-separated: summaries of disjoint blocks of one study, judged together)")
     p.add_argument("--workers", type=int, default=2, help="worker processes (default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 
-def read_study(path: str) -> dict:
-    """The real-image study summary at ``path``, checked before anything is computed (one-line ``ValueError``)."""
+def read_study(paths: str) -> dict:
+    """The real-image study summary at ``paths`` (or several, comma-separated, combined by
+    :func:`collapse.claims.real_study.combine`), checked before anything is computed (one-line ``ValueError``)."""
+    from collapse.claims.real_study import combine
+
+    names = [p.strip() for p in paths.split(",") if p.strip()]
+    if not names:
+        raise ValueError(f"--study names no file: {paths!r}")
+    return combine([_read_one_study(p) for p in names], names)
+
+
+def _read_one_study(path: str) -> dict:
     import json
     from pathlib import Path
 

@@ -9,11 +9,48 @@ from __future__ import annotations
 
 HOLDS, FAILS, CONDITIONAL, UNMEASURED = "holds", "fails", "holds under conditions", "not yet measured"
 
-__all__ = ["STUDY_JUDGES", "main", "markdown"]
+__all__ = ["STUDY_JUDGES", "combine", "main", "markdown"]
+
+#: Plan fields that may differ between summaries of one study's parts: which blocks each holds, and where its data
+#: lay.
+_PART_FIELDS = ("features", "Ms", "add_critical_M", "root")
 
 
 def _gated(study: dict) -> list[dict]:
     return [c for c in study.get("comparisons", []) if c.get("gate") == "pass"]
+
+
+def combine(studies: list[dict], names: list[str] | None = None) -> dict:
+    """One summary for the judges from summaries of *disjoint* blocks of one plan (a study computed in parts, e.g.
+    ``--features pca,untrained-cnn`` and ``--features coarse-cnn``): the union of their runs and comparisons, and of
+    their blocks not computed yet that no other part holds.
+
+    The judges read only runs, comparisons and the mode, and every row of a block is the same in a narrowed and in
+    the whole study (``paper_repro.study.stored_superset``), so the verdicts equal those of the whole study's
+    summary. ``ValueError`` (one line) when the parts differ in plan or mode, or share a (features, M) block.
+    """
+    names = names or [f"summary {i + 1}" for i in range(len(studies))]
+    if len(studies) == 1:
+        return studies[0]
+    first = studies[0]
+    plan = {k: v for k, v in first.get("plan", {}).items() if k not in _PART_FIELDS}
+    seen: dict[tuple, str] = {}
+    for study, name in zip(studies, names):
+        other = {k: v for k, v in study.get("plan", {}).items() if k not in _PART_FIELDS}
+        if other != plan or bool(study.get("quick")) != bool(first.get("quick")):
+            diff = sorted(k for k in plan.keys() | other.keys() if plan.get(k) != other.get(k)) or ["quick"]
+            raise ValueError(f"{name} is not part of the same study as {names[0]} (differs in {', '.join(diff)})")
+        for block in sorted({(r["features"], r["M"]) for r in study.get("runs", [])}):
+            if block in seen:
+                raise ValueError(f"{name} and {seen[block]} both hold block {block[0]} M={block[1]}; combine "
+                                 "summaries of disjoint blocks only")  # fmt: skip
+            seen[block] = name
+    missing = [m for s in studies for m in s.get("blocks_missing") or []]
+    held = {f"{f} M={m}" for f, m in seen}
+    return {"quick": first.get("quick"), "plan": first.get("plan"), "parts": names,
+            "runs": [r for s in studies for r in s.get("runs", [])],
+            "comparisons": [c for s in studies for c in s.get("comparisons", [])],
+            "blocks_missing": sorted({m for m in missing if m not in held})}  # fmt: skip
 
 
 def _src(study: dict) -> str:
@@ -21,6 +58,8 @@ def _src(study: dict) -> str:
     missing = study.get("blocks_missing") or []
     # A study computed over several sessions is judged on what it has, and says so.
     part = f", partial: {len(missing)} blocks not computed ({', '.join(missing)})" if missing else ""
+    if study.get("parts"):
+        part += f", {len(study['parts'])} summaries of its parts combined"
     return (f"real-image study ({'quick' if study.get('quick') else 'full'} mode{part}, {len(_gated(study))}/{n} "
             f"comparisons pass the coarse gate)")  # fmt: skip
 
@@ -119,7 +158,8 @@ def markdown(study: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m collapse.claims.real_study SUMMARY.json [--out FILE.md]``: print (and write) the four verdicts."""
+    """``python -m collapse.claims.real_study SUMMARY.json [SUMMARY.json ...] [--out FILE.md]``: print (and write)
+    the four verdicts; several summaries of disjoint blocks of one study are judged together (:func:`combine`)."""
     import json
     from pathlib import Path
 
@@ -127,13 +167,22 @@ def main(argv: list[str] | None = None) -> int:
     from collapse.io import write_text
 
     p = OneLineParser(prog="python -m collapse.claims.real_study", description=main.__doc__)
-    p.add_argument("summary", help="summary.json of python -m paper_repro.study")
+    p.add_argument("summary", nargs="+", help="summary.json of python -m paper_repro.study (several: disjoint "
+                   "blocks of one study, judged together)")
     p.add_argument("--out", default=None, help="markdown file to write the table to")
     args = p.parse_args(argv)
-    path = Path(args.summary)
-    if not path.is_file():
-        p.fail(f"summary {path} does not exist")
-    text = markdown(json.loads(path.read_text()))
+    studies = []
+    for path in map(Path, args.summary):
+        if not path.is_file():
+            p.fail(f"summary {path} does not exist")
+        try:
+            studies.append(json.loads(path.read_text()))
+        except ValueError as exc:
+            p.fail(f"summary {path} is not JSON: {exc}")
+    try:
+        text = markdown(combine(studies, [str(p) for p in args.summary]))
+    except ValueError as exc:
+        p.fail(str(exc))
     print(text)
     if args.out:
         write_text(args.out, text)

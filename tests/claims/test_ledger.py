@@ -197,6 +197,23 @@ def test_a_bad_study_summary_is_refused_before_any_check(tmp_path, capsys, conte
     assert not (tmp_path / "store" / "records").exists() or not any((tmp_path / "store" / "records").iterdir())
 
 
+def test_study_parts_that_overlap_are_refused_before_any_check(tmp_path, capsys):
+    import json
+
+    part = {"quick": False, "plan": {"steps": 10}, "comparisons": [], "runs": [{"features": "pca", "M": 8}]}
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.json").write_text(json.dumps(part))
+    for study, said in ((f"{tmp_path / 'a.json'},{tmp_path / 'b.json'}", "both hold block pca M=8"),
+                        (",", "names no file")):  # fmt: skip
+        with pytest.raises(SystemExit) as exc:
+            main(["--study", study, "--store", str(tmp_path / "store"), "--out", str(tmp_path / "c.md"),
+                  "--json", str(tmp_path / "c.json")])  # fmt: skip
+        assert exc.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and said in err[0]
+    assert not (tmp_path / "store" / "records").exists() or not any((tmp_path / "store" / "records").iterdir())
+
+
 def test_the_ledger_header_names_the_command_that_regenerates_it():
     from collapse.claims.__main__ import command_line
 

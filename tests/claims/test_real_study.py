@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from collapse.claims.real_study import CONDITIONAL, FAILS, HOLDS, STUDY_JUDGES, UNMEASURED
 
 
@@ -49,3 +51,51 @@ def test_a_partial_study_says_which_blocks_it_lacks():
         assert "full mode, partial: 2 blocks not computed (pca M=8, pca M=10), 1/1 comparisons pass" in text
     whole = STUDY_JUDGES["C7"](summary | {"blocks_missing": []})[1]
     assert "partial" not in whole
+
+
+def _part(features: str, Ms: list[int], d: float, missing: list[str] | None = None) -> dict:
+    runs = [run("random", "collapsed", 0.4, 0.6) | {"features": features, "M": m} for m in Ms]
+    runs += [run("easy", "kept", 0.7, 0.72) | {"features": features, "M": m} for m in Ms]
+    comps = [comparison(d) | {"features": features, "M": m} for m in Ms]
+    plan = {"features": [features], "Ms": Ms, "steps": 4000, "root": f"/somewhere/{features}"}
+    return {"quick": False, "plan": plan, "runs": runs, "comparisons": comps, "blocks_missing": missing or []}
+
+
+def test_summaries_of_disjoint_blocks_are_judged_as_one_study():
+    from collapse.claims.real_study import combine
+
+    a, b = _part("pca", [8, 12], 0.2), _part("coarse-cnn", [8], -0.2, missing=["coarse-cnn M=12", "pca M=12"])
+    both = combine([a, b], ["a.json", "b.json"])
+    assert len(both["runs"]) == 6 and len(both["comparisons"]) == 3
+    assert both["blocks_missing"] == ["coarse-cnn M=12"]  # pca M=12 is held by a
+    verdict, text = STUDY_JUDGES["C9"](both)
+    assert "EPS better in 2, worse in 1 of 3" in text and verdict == CONDITIONAL
+    assert "2 summaries of its parts combined" in text and "partial: 1 blocks not computed (coarse-cnn M=12)" in text
+    assert combine([a]) is a
+    with pytest.raises(ValueError, match="both hold block pca M=8"):
+        combine([a, _part("pca", [8], 0.1)], ["a.json", "c.json"])
+    other = _part("coarse-cnn", [8], 0.1)
+    other["plan"]["steps"] = 1200
+    with pytest.raises(ValueError, match=r"c.json is not part of the same study as a.json \(differs in steps\)"):
+        combine([a, other], ["a.json", "c.json"])
+    with pytest.raises(ValueError, match="differs in quick"):
+        combine([a, _part("untrained-cnn", [8], 0.1) | {"quick": True}], ["a.json", "c.json"])
+
+
+def test_the_judge_cli_takes_several_summaries(tmp_path, capsys):
+    import json
+
+    from collapse.claims.real_study import main
+
+    paths = []
+    parts = {"a": _part("pca", [8], 0.2), "b": _part("coarse-cnn", [8], 0.2), "c": _part("pca", [8], 0)}
+    for name, part in parts.items():
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps(part))
+    assert main([str(paths[0]), str(paths[1]), "--out", str(tmp_path / "t.md")]) == 0
+    assert "EPS better in 2, worse in 0 of 2" in (tmp_path / "t.md").read_text()
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        main([str(paths[0]), str(paths[2])])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 2 and len(err) == 1 and "both hold block pca M=8" in err[0]

@@ -228,3 +228,12 @@ def test_a_narrowed_study_writes_figures_under_its_own_name():
     assert figure_name(False, features=FULL.features) == "full"
     assert figure_name(False, features=("pca",)) == "full_pca"
     assert figure_name(True, Ms=(12, 18), noises=(0.0,), steps=50) == "quick_M12-18_noise0_steps50"
+
+
+def test_a_plan_reads_back_from_its_json():
+    from paper_repro.study import FULL, StudyPlan
+
+    for plan in (FULL, QUICK, replace(QUICK, dataset_options=(("protocol", "designs"),), Ms=(8, 12))):
+        assert StudyPlan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan
+    with pytest.raises(ValueError, match="not fields of a study plan: bogus"):
+        StudyPlan.from_dict(FULL.to_dict() | {"bogus": 1})
