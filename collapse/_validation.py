@@ -7,7 +7,8 @@ with one line naming the parameter, the value received and what is allowed, and
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import fields
 from numbers import Integral, Real
 
 import numpy as np
@@ -61,6 +62,14 @@ def check_choice(name: str, value: object, allowed: Iterable[str]) -> str:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(map(str, allowed))}; got {value!r}")
     return str(value)
+
+
+def check_fields(cls: type, data: Mapping, what: str) -> None:
+    """One-line ``ValueError`` naming the keys of ``data`` that are not fields of the dataclass ``cls``."""
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"unknown {what} keys {unknown}; allowed: {', '.join(sorted(names))}")
 
 
 def check_random_state(random_state: None | int | np.random.Generator) -> np.random.Generator:

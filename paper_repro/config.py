@@ -15,9 +15,9 @@ the ``mnist-like`` transforms and 224 px for ``imagenet-like`` ones.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
-from collapse._validation import check_choice, check_int, check_real
+from collapse._validation import check_choice, check_fields, check_int, check_real
 from collapse.data import NOISE_MODELS
 from collapse.losses import LOSSES
 from collapse.sampling import NEGATIVE_RULES, POSITIVE_RULES
@@ -113,10 +113,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
         """Build from a dict; unknown keys are a one-line error naming them."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown configuration keys {unknown}; allowed: {', '.join(sorted(names))}")
+        check_fields(cls, d, "configuration")
         return cls(**d)
 
     def differences(self, other: TrainConfig) -> dict[str, tuple]:

@@ -30,14 +30,14 @@ import math
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from collapse._validation import check_int, check_real
+from collapse._validation import check_fields, check_int, check_real
 from collapse.cli import OneLineParser, parse_list
 from collapse.experiment import instrument_margin
 from collapse.io import write_csv, write_json, write_text
@@ -100,10 +100,7 @@ class StudyPlan:
     @classmethod
     def from_dict(cls, data: dict) -> StudyPlan:
         """The plan of :meth:`to_dict` read back from JSON (lists become tuples again; unknown keys are an error)."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"not fields of a study plan: {', '.join(unknown)}")
+        check_fields(cls, data, "study plan")
 
         def frozen(v):
             return tuple(frozen(x) for x in v) if isinstance(v, list) else v
