@@ -818,6 +818,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print((out / "table.md").read_text())
     print(f"{len(summary['runs'])} runs in {summary['seconds'] / 60:.1f} min ({summary['blocks_computed']} blocks "
           f"computed, {summary['blocks_from_store']} read from {summary['store']}) -> {out}")
+    if summary["blocks_missing"]:
+        print(f"not computed yet ({len(summary['blocks_missing'])} blocks): {', '.join(summary['blocks_missing'])}; "
+              "rerun without --from-store to compute them")
     return 0
 
 

@@ -214,6 +214,8 @@ def test_from_store_computes_nothing_and_names_the_missing_blocks(tmp_path, caps
         run_study(replace(plan, steps=11), tmp_path / "x", quick=True, progress=False, store=tmp_path / "s",
                   from_store=True)  # fmt: skip
     assert sorted((tmp_path / "s" / "records").iterdir()) == records
+    assert main(["--root", str(root), "--from-store", "--store", str(tmp_path / "s"), "--out", str(tmp_path / "p"),
+                 "--no-progress"]) == 2  # the full plan's blocks are not in this store either
     # Through the CLI: the quick plan's blocks are not in this store, so nothing to build, said in one line.
     assert main(["--quick", "--root", str(root), "--from-store", "--store", str(tmp_path / "s"), "--out",
                  str(tmp_path / "cli"), "--no-progress"]) == 2  # fmt: skip
