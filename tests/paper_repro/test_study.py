@@ -216,6 +216,7 @@ def test_from_store_computes_nothing_and_names_the_missing_blocks(tmp_path, caps
     assert sorted((tmp_path / "s" / "records").iterdir()) == records
     assert main(["--root", str(root), "--from-store", "--store", str(tmp_path / "s"), "--out", str(tmp_path / "p"),
                  "--no-progress"]) == 2  # the full plan's blocks are not in this store either
+    assert "holds none of this study's" in capsys.readouterr().err
     # Through the CLI: the quick plan's blocks are not in this store, so nothing to build, said in one line.
     assert main(["--quick", "--root", str(root), "--from-store", "--store", str(tmp_path / "s"), "--out",
                  str(tmp_path / "cli"), "--no-progress"]) == 2  # fmt: skip
