@@ -37,27 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
 def read_study(paths: str) -> dict:
     """The real-image study summary at ``paths`` (or several, comma-separated, combined by
     :func:`collapse.claims.real_study.combine`), checked before anything is computed (one-line ``ValueError``)."""
-    from collapse.claims.real_study import combine
+    from collapse.claims.real_study import combine, read_summary
 
     names = [p.strip() for p in paths.split(",") if p.strip()]
     if not names:
         raise ValueError(f"--study names no file: {paths!r}")
-    return combine([_read_one_study(p) for p in names], names)
-
-
-def _read_one_study(path: str) -> dict:
-    import json
-    from pathlib import Path
-
-    try:
-        study = json.loads(Path(path).read_text())
-    except OSError as exc:
-        raise ValueError(f"--study {path} cannot be read: {exc.strerror or exc}") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"--study {path} is not JSON: {exc}") from None
-    if not isinstance(study, dict) or "comparisons" not in study or "runs" not in study:
-        raise ValueError(f"--study {path} is not a summary of python -m paper_repro.study (no runs/comparisons)")
-    return study
+    return combine([read_summary(p, "--study") for p in names], names)
 
 
 def command_line(argv: list[str]) -> str:

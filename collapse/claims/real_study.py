@@ -9,7 +9,7 @@ from __future__ import annotations
 
 HOLDS, FAILS, CONDITIONAL, UNMEASURED = "holds", "fails", "holds under conditions", "not yet measured"
 
-__all__ = ["STUDY_JUDGES", "combine", "main", "markdown"]
+__all__ = ["STUDY_JUDGES", "combine", "main", "markdown", "read_summary"]
 
 #: Plan fields that may differ between summaries of one study's parts: which blocks each holds, and where its data
 #: lay.
@@ -18,6 +18,23 @@ _PART_FIELDS = ("features", "Ms", "add_critical_M", "root")
 
 def _gated(study: dict) -> list[dict]:
     return [c for c in study.get("comparisons", []) if c.get("gate") == "pass"]
+
+
+def read_summary(path: str, what: str = "summary") -> dict:
+    """The study summary (``summary.json`` of ``python -m paper_repro.study``) at ``path``; one-line ``ValueError``
+    (starting with ``what`` and the path) when it cannot be read, is not JSON or is not such a summary."""
+    import json
+    from pathlib import Path
+
+    try:
+        study = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise ValueError(f"{what} {path} cannot be read: {exc.strerror or exc}") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{what} {path} is not JSON: {exc}") from None
+    if not isinstance(study, dict) or "comparisons" not in study or "runs" not in study:
+        raise ValueError(f"{what} {path} is not a summary of python -m paper_repro.study (no runs/comparisons)")
+    return study
 
 
 def combine(studies: list[dict], names: list[str] | None = None) -> dict:
@@ -160,9 +177,6 @@ def markdown(study: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     """``python -m collapse.claims.real_study SUMMARY.json [SUMMARY.json ...] [--out FILE.md]``: print (and write)
     the four verdicts; several summaries of disjoint blocks of one study are judged together (:func:`combine`)."""
-    import json
-    from pathlib import Path
-
     from collapse.cli import OneLineParser
     from collapse.io import write_text
 
@@ -171,16 +185,8 @@ def main(argv: list[str] | None = None) -> int:
                    "blocks of one study, judged together)")
     p.add_argument("--out", default=None, help="markdown file to write the table to")
     args = p.parse_args(argv)
-    studies = []
-    for path in map(Path, args.summary):
-        if not path.is_file():
-            p.fail(f"summary {path} does not exist")
-        try:
-            studies.append(json.loads(path.read_text()))
-        except ValueError as exc:
-            p.fail(f"summary {path} is not JSON: {exc}")
     try:
-        text = markdown(combine(studies, [str(p) for p in args.summary]))
+        text = markdown(combine([read_summary(path) for path in args.summary], args.summary))
     except ValueError as exc:
         p.fail(str(exc))
     print(text)

@@ -99,3 +99,18 @@ def test_the_judge_cli_takes_several_summaries(tmp_path, capsys):
         main([str(paths[0]), str(paths[2])])
     err = capsys.readouterr().err.strip().splitlines()
     assert stop.value.code == 2 and len(err) == 1 and "both hold block pca M=8" in err[0]
+
+
+@pytest.mark.parametrize(("content", "said"), [(None, "cannot be read"), ("{not json", "is not JSON"),
+                                               ('{"runs": []}', "is not a summary")])  # fmt: skip
+def test_the_judge_cli_refuses_a_bad_summary_in_one_line(tmp_path, capsys, content, said):
+    from collapse.claims.real_study import main
+
+    path = tmp_path / "summary.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(SystemExit) as stop:
+        main([str(path), "--out", str(tmp_path / "t.md")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 2 and len(err) == 1 and f"summary {path} {said}" in err[0]
+    assert not (tmp_path / "t.md").exists()
