@@ -43,10 +43,9 @@ from collapse.experiment import instrument_margin
 from collapse.io import write_csv, write_json, write_text
 from collapse.losses import make_loss
 from collapse.metrics import map_at_r, retrieval_metrics, subclass_probes
-from collapse.runs import DEFAULT_STORE, Kind, ResultStore, check_writable_dir, execute, register_kind
+from collapse.runs import DEFAULT_STORE, STORE_MARKER, Kind, ResultStore, check_writable_dir, execute, register_kind
 from collapse.runs import Run as StoredRun
 from collapse.runs.spec import plain
-from collapse.runs.store import STORE_MARKER
 
 __all__ = ["FULL", "QUICK", "StudyBlock", "StudyPlan", "judge_embeddings", "main", "plan_blocks", "run_study",
            "study_loss"]
@@ -490,7 +489,7 @@ def run_study(
     store = store if isinstance(store, ResultStore) else ResultStore(store or DEFAULT_STORE)
     if not from_store:
         store.prepare()
-    elif not (store.root / STORE_MARKER).is_file():
+    elif not store.exists:
         raise ValueError(f"--from-store: {store.root} is not a result store (no {STORE_MARKER}); name the store that "
                          "holds the study's records")
     t0 = time.perf_counter()
@@ -503,24 +502,23 @@ def run_study(
         Ms += [m for m in sorted({v for v in mstar.values() if v is not None}) if m not in Ms]
     wanted = plan_blocks(plan, Ms, progress=progress)
     blocks = [stored_superset(b, store) for b in wanted]
-    missing = []
     if from_store:
-        have = [store.done(b) for b in blocks]
-        missing = [f"{b.plan.features[0]} M={b.plan.Ms[0]}" for b, ok in zip(blocks, have) if not ok]
-        if not any(have):
+        stored = [store.result(b) for b in blocks]  # None where the block has no finished record
+        if all(res is None for res in stored):
             raise ValueError(f"--from-store: {store.root} holds none of this study's {len(blocks)} blocks (run without "
                              "--from-store to compute them)")
-        blocks = [b for b, ok in zip(blocks, have) if ok]
-        wanted = [w for w, ok in zip(wanted, have) if ok]
-        computed, from_records = 0, len(blocks)
+        computed = 0
     else:
         ex = execute(blocks, store, backend=backend, workers=workers, progress=progress, desc="study blocks")
         if not ex.ok:
             raise RuntimeError(f"{ex.failed} of {len(blocks)} study blocks failed (rerun to retry them): "
                                f"{ex.errors[0]}")
-        computed, from_records = ex.computed, ex.skipped
+        stored, computed = store.results(blocks), ex.computed
+    missing = [f"{b.plan.features[0]} M={b.plan.Ms[0]}" for b, res in zip(blocks, stored) if res is None]
+    blocks = [b for b, res in zip(blocks, stored) if res is not None]
     # Everything below reads the stored records only; a block served by a superset record keeps only what it asked.
-    results = [_only_asked(res, b) for res, b in zip(store.results(blocks), wanted)]
+    results = [_only_asked(res, w) for res, w in zip(stored, wanted) if res is not None]
+    from_records = len(results) - computed
     rows = [r | {"command": _command(prefix, Run(**{k: r[k] for k in RUN_FIELDS}))} for b in results for r in b["rows"]]
     curves_rows = [c for b in results for c in b["curves"]]
     floors = [b["floor"] for b in results if b["floor"] is not None]

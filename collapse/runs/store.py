@@ -100,6 +100,12 @@ class ResultStore:
     def records_dir(self) -> Path:
         return self.root / "records"
 
+    @property
+    def exists(self) -> bool:
+        """Whether the folder is a result store already (its marker is there); readers that must not create one ask
+        this instead of :meth:`prepare`."""
+        return (self.root / STORE_MARKER).is_file()
+
     def path(self, key: str) -> Path:
         return self.records_dir / f"{key}.json"
 

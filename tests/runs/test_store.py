@@ -11,8 +11,9 @@ from tests.runs.toy_kind import ToyRun
 
 
 def test_put_get_and_validation(tmp_path):
+    assert not ResultStore(tmp_path / "s").exists and not (tmp_path / "s").exists()  # asking creates nothing
     store = ResultStore(tmp_path / "s").prepare()
-    assert (tmp_path / "s" / STORE_MARKER).is_file()
+    assert (tmp_path / "s" / STORE_MARKER).is_file() and store.exists
     run = ToyRun(3)
     assert store.get(run) is None and not store.done(run)
     store.put(run, result={"square": 9})
