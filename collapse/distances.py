@@ -22,6 +22,18 @@ values equal the matrix's up to rounding, and an identical pair is exactly 0 the
 
 Without autograd (``torch.no_grad()`` or inputs that do not require grad) the matrix is computed in place, with
 one (B, B) buffer, and it is bitwise the matrix computed with autograd.
+
+``distance.order_matrix(x)`` is for selection rules that only compare the entries of one row (nearest, farthest,
+semi-hard: see :attr:`collapse.sampling.Sampler.order_only`). Its row ``i`` orders the candidates ``j`` as ``D[i]``
+does, :math:`R_{ij} < R_{ik} \iff D_{ij} < D_{ik}` in exact arithmetic, and it is one matrix product with the
+row terms folded in (``baddbmm``), without the matrix's elementwise passes (add, clamp, square root):
+
+* ``euclidean``, ``sqeuclidean``: :math:`R_{ij} = \lVert \hat x_j\rVert^2 - 2\hat x_i^\top \hat x_j
+  = D_{ij}^2 - \lVert \hat x_i\rVert^2` (the squared distance shifted by a constant per row);
+* ``cosine``: :math:`R_{ij} = -\hat x_i^\top \hat x_j = D_{ij} - 1`.
+
+The two can order a pair differently only where their values tie up to rounding (two candidates at distances
+within about one unit in the last place), where either choice is as near as float arithmetic can tell.
 """
 
 from __future__ import annotations
@@ -47,6 +59,8 @@ class Distance:
 
     #: The largest value the matrix can take between unit rows (``None``: unbounded).
     unit_bound: float | None = None
+    #: A bound on the magnitude of :meth:`order_matrix` between unit rows (3, resp. 1, with room for rounding).
+    order_unit_bound: float | None = None
 
     @property
     def bound(self) -> float | None:
@@ -68,6 +82,42 @@ class Distance:
             x = self._prepare(x)
             y = None if y is None else self._prepare(y)
         return self._pairwise(x, x if y is None else y, out)
+
+    @property
+    def order_bound(self) -> float | None:
+        """An upper bound on the magnitude of every entry of :meth:`order_matrix` for finite embeddings, or ``None``."""
+        return self.order_unit_bound if self.normalize else None
+
+    @torch.no_grad()
+    def order_matrix(self, prepared: torch.Tensor, *, out: torch.Tensor | None = None) -> torch.Tensor:
+        """A ``(..., B, B)`` matrix whose every row orders the candidates as the distance matrix's row does (see the
+        module docstring), from :meth:`prepare`-d embeddings ``(..., B, d)``, without autograd. ``out``: a buffer."""
+        if self._order_scale is None:
+            raise NotImplementedError(f"{type(self).__name__} has no order matrix; use the distance matrix")
+        if prepared.dim() < 2:
+            raise ValueError(f"embeddings must have shape (..., B, d), got {tuple(prepared.shape)}")
+        *lead, batch, dim = prepared.shape
+        x = prepared.reshape(-1, batch, dim)
+        flat_out = None if out is None else out.view(-1, batch, batch)
+        if self._order_norms:
+            shift = torch.mul(x, x, out=kept_buffer("order-squares", tuple(x.shape), x)).sum(-1).unsqueeze(-2)
+            beta = 1.0
+        else:
+            shift, beta = x.new_empty(1, 1, 1), 0.0  # beta = 0: the input is not read
+        # shift + scale * x x^T in one product: the row terms cost no pass over the matrix. (The scale is -1 or -2:
+        # an exact multiple, so these are bitwise the entries of x (scale x)^T.)
+        matrix = torch.baddbmm(shift, x, x.transpose(-1, -2), beta=beta, alpha=self._order_scale, out=flat_out)
+        return matrix.view(*lead, batch, batch) if out is None else out
+
+    @property
+    def has_order_matrix(self) -> bool:
+        """Whether :meth:`order_matrix` is defined (a custom distance has only its matrix)."""
+        return self._order_scale is not None
+
+    #: :meth:`order_matrix` is ``n_j + scale * x_i . x_j``, with ``n_j`` the squared norm of row ``j`` (or 0 without
+    #: ``_order_norms``); ``None``: no order matrix.
+    _order_scale: float | None = None
+    _order_norms = False
 
     def pairs(
         self, x: torch.Tensor, g: torch.Tensor, i: torch.Tensor, j: torch.Tensor, *, prepared: bool = False
@@ -143,6 +193,9 @@ class EuclideanDistance(Distance):
     name = "euclidean"
     pair_kind = "euclidean"
     unit_bound = 2.0
+    order_unit_bound = 4.0
+    _order_scale = -2.0
+    _order_norms = True
 
     def _pairwise(self, x: torch.Tensor, y: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         return _safe_sqrt(_squared(x, y, out))
@@ -152,6 +205,9 @@ class SquaredEuclideanDistance(Distance):
     name = "sqeuclidean"
     pair_kind = "sqeuclidean"
     unit_bound = 4.0
+    order_unit_bound = 4.0
+    _order_scale = -2.0
+    _order_norms = True
 
     def _pairwise(self, x: torch.Tensor, y: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         return _squared(x, y, out)
@@ -162,6 +218,8 @@ class CosineDistance(Distance):
     pair_kind = "cosine"
 
     unit_bound = 2.0
+    order_unit_bound = 2.0
+    _order_scale = -1.0
 
     def __init__(self) -> None:
         super().__init__(normalize=True)

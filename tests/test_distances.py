@@ -147,3 +147,38 @@ def test_get_distance_and_validation():
     with pytest.raises(ValueError, match="shape"):
         EuclideanDistance()(torch.ones(3))
     assert np.isfinite(EuclideanDistance()(torch.zeros(2, 3)).numpy()).all()  # zero vectors do not give NaN
+
+
+@pytest.mark.parametrize("name,normalize", CASES)
+@pytest.mark.parametrize("lead", [(), (3,)])
+def test_order_matrix_orders_every_row_as_the_distances(name, normalize, lead):
+    x = torch.randn(*lead, 9, 4, generator=torch.Generator().manual_seed(3), dtype=torch.float64) * 3.0
+    dist = _make(name, normalize)
+    prepared = dist.prepare(x)
+    order, full = dist.order_matrix(prepared), dist(prepared, prepared=True)
+    assert order.shape == full.shape and not order.requires_grad
+    # The documented formulas: D^2 minus the row's squared norm (Euclidean), D - 1 (cosine).
+    if name == "cosine":
+        expected = full - 1.0
+    else:
+        squared = full * full if name == "euclidean" else full
+        expected = squared - (prepared * prepared).sum(-1, keepdim=True)
+    torch.testing.assert_close(order, expected, rtol=1e-9, atol=1e-9)
+    assert torch.equal(order.argsort(-1), full.argsort(-1))  # no ties in random float64 rows
+    if normalize:
+        assert float(order.abs().max()) <= dist.order_bound
+    else:
+        assert dist.order_bound is None
+    out = torch.full_like(full, float("nan"))
+    assert dist.order_matrix(prepared, out=out) is out and torch.equal(out, order)
+
+
+def test_a_distance_without_an_order_matrix_says_so():
+    class Manhattan(EuclideanDistance):
+        _order_scale = None
+
+    assert not Manhattan().has_order_matrix and EuclideanDistance().has_order_matrix
+    with pytest.raises(NotImplementedError, match="no order matrix"):
+        Manhattan().order_matrix(torch.ones(2, 3))
+    with pytest.raises(ValueError, match="shape"):
+        EuclideanDistance().order_matrix(torch.ones(3))

@@ -30,6 +30,9 @@ Cost. When the terms read the distance only at ``D[g, a, p(a)]`` and ``D[g, a, n
 the matrix is computed once without autograd, for the selection only, and those distances are recomputed with
 autograd from the embeddings (:class:`PairDistances`, :func:`~collapse._fastgrad.pair_distance`): the backward pass
 is O(B d) instead of O(B^2 d), and no (B, B) tensor is kept for it. They equal the matrix entries up to rounding.
+When the rules only compare the entries of a row (nearest, farthest, semi-hard, random; no duplicate tolerance),
+that matrix is :meth:`~collapse.distances.Distance.order_matrix`, which orders every row as the distances do, in
+one product without the distance matrix's elementwise passes.
 Terms that read whole rows (``all`` negatives, multi-similarity) take the matrix with autograd (for cosine, the
 Gram matrix with a one-product backward, :func:`~collapse._fastgrad.gram`). In the listed layout, a step with more
 tuple work than the matrix uses the matrix with autograd.
@@ -256,8 +259,12 @@ class MetricLoss(nn.Module):
         with torch.no_grad():
             detached = prepared.detach()
             scratch = None if compiling else self._scratch(n_groups, batch, detached)
-            full = self.distance(detached, prepared=True, out=scratch)
-            selection = sampler.select(full, labels, dim=dim, overwrite=True, bound=self.distance.bound)
+            if sampler.order_only and self.distance.has_order_matrix:
+                # The rules only compare a row's entries: one product, without the matrix's elementwise passes.
+                full, bound = self.distance.order_matrix(detached, out=scratch), self.distance.order_bound
+            else:
+                full, bound = self.distance(detached, prepared=True, out=scratch), self.distance.bound
+            selection = sampler.select(full, labels, dim=dim, overwrite=True, bound=bound)
         return self._reduce(PairDistances(self.distance, prepared), selection, labels)
 
     def reads_matrix(self, sampler: Sampler) -> bool:

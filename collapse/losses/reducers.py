@@ -46,14 +46,15 @@ def _counted(terms: Terms, values: torch.Tensor) -> torch.Tensor:
 
 
 def _safe_divide(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
-    return torch.where(den > 0, num / den.clamp_min(1), torch.zeros_like(num))
+    return torch.where(den > 0, num / den.clamp_min(1), 0.0)
 
 
 class Reducer:
     name = "reducer"
 
     def __call__(self, terms: dict[str, Terms], n_groups: int, like: torch.Tensor) -> torch.Tensor:
-        parts = [self.reduce_one(t, n_groups).to(like.dtype) for t in terms.values()]
+        parts = [self.reduce_one(t, n_groups) for t in terms.values()]
+        parts = [p if p.dtype == like.dtype else p.to(like.dtype) for p in parts]
         if not parts:
             return torch.zeros(n_groups, dtype=like.dtype, device=like.device)
         out = parts[0]
@@ -93,7 +94,8 @@ class AvgNonZeroReducer(Reducer):
         if terms.mask is not None:
             # Fixed shape: the counted values once (placeholders to 0); their positive entries are exactly the
             # counted non-zero terms, so the sum and the count come from one masked tensor.
-            kept = torch.where(terms.mask, terms.losses, 0.0).reshape(n_groups, -1)
+            kept = torch.where(terms.mask, terms.losses, 0.0)
+            kept = kept if kept.dim() == 2 else kept.reshape(n_groups, -1)  # a reshape is one more autograd node
             count = (kept.detach() > 0).sum(-1).to(kept.dtype)
             return _safe_divide(kept.sum(-1), count)
         nonzero = _counted(terms, terms.losses > 0).to(terms.losses.dtype)

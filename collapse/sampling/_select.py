@@ -21,14 +21,18 @@ def row_argmin(values: torch.Tensor) -> torch.Tensor:
     rows) it is ``argmin`` itself.
     """
     n = values.shape[-1]
-    k = next((k for k in (32, 16, 8) if n % k == 0 and n >= 8 * k), None)
+    k = next((k for k in (64, 32, 16, 8) if n % k == 0 and n >= 8 * k), None)
     if k is None or values.device.type != "cpu" or torch.compiler.is_compiling():
         return values.argmin(dim=-1)
-    blocks = values.unflatten(-1, (n // k, k))
+    m = n // k
+    blocks = values.reshape(-1, n).contiguous().view(-1, m, k)
     # NaN: amin and argmin both treat it as the smallest value, so the first NaN is found as argmin finds it.
-    block = blocks.amin(-1).argmin(dim=-1, keepdim=True)
-    within = blocks.gather(-2, block.unsqueeze(-1).expand(*block.shape, k)).squeeze(-2).argmin(dim=-1)
-    return block.squeeze(-1) * k + within
+    block = blocks.amin(-1).argmin(dim=-1)
+    # The chosen block of each row, as whole rows of the (rows * m, k) view: index_select copies contiguous rows,
+    # several times faster than a gather of the same entries.
+    first = torch.arange(0, blocks.shape[0] * m, m, device=values.device)
+    within = blocks.view(-1, k).index_select(0, block + first).argmin(dim=-1)
+    return (block * k + within).view(values.shape[:-1])
 
 
 def masked_argmin(values: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 
 from collapse._buffers import kept_buffer
-from collapse.sampling._select import masked_argmax, masked_argmin, row_argmin
+from collapse.sampling._select import row_argmin
 
 __all__ = ["LabelSegments", "fused_negatives", "fused_negatives_apply", "fused_positives"]
 
@@ -41,7 +41,8 @@ class LabelSegments:
     """Same-label members of every anchor, from one stable sort of the labels.
 
     ``members[g, a, k]`` is the k-th sample (ascending batch index) with anchor ``a``'s label, for
-    ``k < count[g, a]``; padding entries repeat the anchor itself. Shape ``(G, B, M)``, ``M = count.max()``.
+    ``k < count[g, a]``; padding entries repeat the segment's last member (so every entry is a member, and a
+    member's first occurrence comes before its repeats). Shape ``(G, B, M)``, ``M = count.max()``.
     """
 
     def __init__(self, labels: torch.Tensor) -> None:
@@ -52,24 +53,32 @@ class LabelSegments:
         self.count = torch.searchsorted(sorted_labels, labels, right=True) - start
         width = int(self.count.max()) if labels.numel() else 0
         k = torch.arange(width, device=labels.device)
-        self.in_segment = k < self.count.unsqueeze(-1)
-        pos = (start.unsqueeze(-1) + k).clamp_max_(batch - 1)
-        members = order.gather(-1, pos.reshape(n_groups, -1)).reshape(n_groups, batch, width)
-        self.anchor = torch.arange(batch, device=labels.device).expand(n_groups, batch)
-        self.members = torch.where(self.in_segment, members, self.anchor.unsqueeze(-1))
+        # Sorted position of the k-th member, and of the last member past the segment's end (count >= 1).
+        pos = torch.minimum(k, (self.count - 1).unsqueeze(-1)).add_(start.unsqueeze(-1))
+        self.members = order.gather(-1, pos.reshape(n_groups, -1)).reshape(n_groups, batch, width)
 
 
 def fused_positives(
     dist: torch.Tensor, segments: LabelSegments, rule: str, exclude_duplicates: float | None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(index, valid)`` of the easy (``rule="easy"``) or hard positive of every anchor, each ``(G, B)``."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(index, valid, value)`` of the easy (``rule="easy"``) or hard positive of every anchor, each ``(G, B)``;
+    ``value`` is ``dist`` at the positive (``+inf`` for easy, ``-inf`` for hard, where there is none).
+
+    As in the generic rules, an easy candidate at ``+inf`` counts as none (a hard one at ``-inf``); ``min``/``max``
+    return the first extreme, i.e. the lowest batch index, since members are listed in ascending index and padding
+    repeats come after the member they repeat.
+    """
+    easy = rule == "easy"
+    none = float("inf") if easy else float("-inf")
     values = dist.gather(-1, segments.members)
-    # Padding entries repeat the anchor itself, so "not the anchor" also excludes the padding.
-    ok = segments.members != segments.anchor.unsqueeze(-1)
+    # The anchor itself (and its padding repeats) is no candidate.
+    values.masked_fill_(segments.members == torch.arange(dist.shape[-1], device=dist.device).unsqueeze(-1), none)
     if exclude_duplicates is not None:
-        ok &= values > exclude_duplicates
-    k, valid = (masked_argmin if rule == "easy" else masked_argmax)(values, ok)
-    return segments.members.gather(-1, k.unsqueeze(-1)).squeeze(-1), valid
+        values.masked_fill_(~(values > exclude_duplicates), none)  # as the generic rule: NaN is no candidate
+    best, k = values.min(dim=-1) if easy else values.max(dim=-1)
+    valid = best < none if easy else best > none
+    index = segments.members.gather(-1, k.unsqueeze(-1)).squeeze(-1)
+    return torch.where(valid, index, 0), valid, best
 
 
 def _big(dtype: torch.dtype) -> float:
@@ -102,8 +111,8 @@ def fused_negatives(
     """``(index, valid)`` of the hard or semi-hard negative of every anchor, each ``(G, B)``.
 
     ``d_ap`` ``(G, B)`` is each anchor's positive distance (semi-hard only; anchors without a positive may hold any
-    finite value, their result is meaningless and the caller drops them). ``overwrite=True`` lets the rows of
-    ``dist`` serve as the work buffer (the caller's scratch matrix is then garbage afterwards).
+    value, infinities included: their result is meaningless and the caller drops them). ``overwrite=True`` lets the
+    rows of ``dist`` serve as the work buffer (the caller's scratch matrix is then garbage afterwards).
     """
     n_groups, batch = dist.shape[0], dist.shape[-1]
     rows = dist.reshape(-1, batch)
@@ -121,17 +130,21 @@ def fused_negatives(
     index, best = [], []
     for r0 in range(0, n_rows, step):
         r1 = min(r0 + step, n_rows)
-        work = rows[r0:r1] if overwrite else work_buf[: r1 - r0].copy_(rows[r0:r1])
-        work.scatter_(-1, members[r0:r1], float("inf"))
+        whole = r1 - r0 == n_rows  # one chunk: the tensors themselves, no slices (a few us each)
+        work = rows if whole else rows[r0:r1]
+        if not overwrite:
+            work = (work_buf if whole else work_buf[: r1 - r0]).copy_(work)
+        work.scatter_(-1, members if whole else members[r0:r1], float("inf"))
         if semihard:
             # [D <= t] written as 0.0/1.0 floats (a comparison into a float buffer: no boolean tensor, whose
             # passes are several times slower on a CPU) is 0 exactly where D > t (and at inf), so adding big times
             # it leaves semi-hard candidates bitwise unchanged and lifts the rest above limit.
-            pen = torch.le(work, thresholds[r0:r1], out=pen_buf[: r1 - r0])
+            t, out = (thresholds, pen_buf) if whole else (thresholds[r0:r1], pen_buf[: r1 - r0])
+            pen = torch.le(work, t, out=out)
             work.add_(pen, alpha=big)
         idx = row_argmin(work).unsqueeze(-1)
         index.append(idx)
         best.append(work.gather(-1, idx))
-    index = torch.cat(index).squeeze(-1) if len(index) > 1 else index[0].squeeze(-1)
-    valid = (torch.cat(best) if len(best) > 1 else best[0]).squeeze(-1) < limit
-    return index.masked_fill_(~valid, 0).reshape(n_groups, batch), valid.reshape(n_groups, batch)
+    index = torch.cat(index) if len(index) > 1 else index[0]
+    valid = (torch.cat(best) if len(best) > 1 else best[0]) < limit
+    return torch.where(valid, index, 0).view(n_groups, batch), valid.view(n_groups, batch)

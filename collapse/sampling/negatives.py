@@ -47,6 +47,9 @@ class NegativeRule:
     per_pair = True
     #: Whether ``_pick`` draws from the sampler's generator.
     random = False
+    #: Whether the rule reads the distances only by comparing entries of one row (see
+    #: :attr:`collapse.sampling.positives.PositiveRule.order_only`); False for rules that read the values.
+    order_only = False
 
     def select(
         self, dist: torch.Tensor, candidates: torch.Tensor, positives: Pairs, generator: torch.Generator, dim: int
@@ -123,6 +126,7 @@ def _every_anchor_in_order(pairs: Pairs, n_groups: int, batch: int) -> bool:
 
 class AllNegatives(NegativeRule):
     name = "all"
+    order_only = True
     per_pair = False
 
     def select(self, dist, candidates, positives, generator, dim):
@@ -131,6 +135,7 @@ class AllNegatives(NegativeRule):
 
 class RandomNegative(NegativeRule):
     name = "random"
+    order_only = True
     random = True
 
     def _pick(self, rows_d, rows_c, d_ap, generator, dim):
@@ -139,6 +144,7 @@ class RandomNegative(NegativeRule):
 
 class HardNegative(NegativeRule):
     name = "hard"
+    order_only = True
 
     def _pick(self, rows_d, rows_c, d_ap, generator, dim):
         return masked_argmin(rows_d, rows_c)
@@ -146,6 +152,7 @@ class HardNegative(NegativeRule):
 
 class SemiHardNegative(NegativeRule):
     name = "semihard"
+    order_only = True
 
     def _pick(self, rows_d, rows_c, d_ap, generator, dim):
         return masked_argmin(rows_d, rows_c & (rows_d > d_ap.unsqueeze(-1)))

@@ -29,6 +29,10 @@ class PositiveRule:
     one_per_anchor = True
     #: Whether ``_pick`` draws from the sampler's generator.
     random = False
+    #: Whether the rule reads the distances only by comparing entries of one row, so that any row-wise increasing
+    #: transform of the matrix selects the same (see :meth:`collapse.distances.Distance.order_matrix`). A subclass
+    #: that reads the values themselves must leave it False.
+    order_only = False
 
     def select(self, dist: torch.Tensor, candidates: torch.Tensor, generator: torch.Generator) -> Pairs:
         idx, valid = self._pick(dist, candidates, generator)
@@ -46,6 +50,7 @@ class PositiveRule:
 
 class AllPositives(PositiveRule):
     name = "all"
+    order_only = True
     one_per_anchor = False
 
     def select(self, dist: torch.Tensor, candidates: torch.Tensor, generator: torch.Generator) -> Pairs:
@@ -55,6 +60,7 @@ class AllPositives(PositiveRule):
 
 class RandomPositive(PositiveRule):
     name = "random"
+    order_only = True
     random = True
 
     def _pick(self, dist, candidates, generator):
@@ -63,6 +69,7 @@ class RandomPositive(PositiveRule):
 
 class EasyPositive(PositiveRule):
     name = "easy"
+    order_only = True
 
     def _pick(self, dist, candidates, generator):
         return masked_argmin(dist, candidates)
@@ -70,6 +77,7 @@ class EasyPositive(PositiveRule):
 
 class HardPositive(PositiveRule):
     name = "hard"
+    order_only = True
 
     def _pick(self, dist, candidates, generator):
         return masked_argmax(dist, candidates)

@@ -121,6 +121,13 @@ class Sampler:
             and (not self.negative.per_pair or type(self.negative).select is NegativeRule.select)
         )
 
+    @property
+    def order_only(self) -> bool:
+        """Whether the selection reads the distance matrix only by comparing entries of one row, so that a loss may
+        pass :meth:`collapse.distances.Distance.order_matrix` instead (no duplicate tolerance: that one compares
+        distances with a number)."""
+        return self.positive.order_only and self.negative.order_only and self.exclude_duplicates is None
+
     @torch.no_grad()
     def select(
         self, dist: torch.Tensor, labels: torch.Tensor, *, dim: int, overwrite: bool = False, bound: float | None = None
@@ -150,8 +157,9 @@ class Sampler:
         # The different-label mask only where a rule reads it (the fused rules and the all rule do not).
         masked = not (fused_neg or (fused_pos and not self.negative.per_pair))
         different = labels.unsqueeze(-1) != labels.unsqueeze(-2) if masked else None
+        d_ap = None
         if fused_pos:
-            p_index, has_positive = fused_positives(dist, segments, self.positive.name, self.exclude_duplicates)
+            p_index, has_positive, d_ap = fused_positives(dist, segments, self.positive.name, self.exclude_duplicates)
         else:
             same = ~different & ~torch.eye(batch, dtype=torch.bool, device=dist.device)
             if self.exclude_duplicates is not None:
@@ -160,7 +168,8 @@ class Sampler:
         if not self.negative.per_pair:
             members = segments.members if segments is not None else None
             return AnchorSelection(p_index, has_positive, None, None, labels, members)
-        d_ap = dist.gather(-1, p_index.unsqueeze(-1)).squeeze(-1)
+        if d_ap is None:
+            d_ap = dist.gather(-1, p_index.unsqueeze(-1)).squeeze(-1)
         if fused_neg:
             n_index, has_negative = fused_negatives(dist, segments, self.negative.name, d_ap, overwrite=overwrite)
         else:

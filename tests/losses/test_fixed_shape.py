@@ -80,3 +80,25 @@ def test_compiled_forward_and_backward_equal_eager(name, positive, negative):
     v1.backward()
     torch.testing.assert_close(v1, v0, rtol=1e-12, atol=1e-14)
     torch.testing.assert_close(e1.grad, e0.grad, rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("distance", ["euclidean", "sqeuclidean", "cosine"])
+@pytest.mark.parametrize("positive,negative", [("easy", "semihard"), ("easy", "hard"), ("hard", "semihard"),
+                                               ("easy", "random"), ("random", "random")])
+def test_order_only_rules_select_on_the_order_matrix_as_on_the_distances(distance, positive, negative):
+    """The loss step hands order-only rules :meth:`Distance.order_matrix`; their tuples are those of the distance
+    matrix (random float64 rows: no rounding ties), and a sampler that reads values gets the distances."""
+    from collapse.losses.triplet import TripletMarginLoss
+    from collapse.sampling import Sampler
+
+    x, labels = _batch(B=40, classes=5)
+    sampler = Sampler(positive, negative, random_state=0)
+    assert sampler.order_only
+    loss = TripletMarginLoss(sampler=sampler, distance=distance)
+    got = loss(x, labels).tuples.triplets
+    ref = Sampler(positive, negative, random_state=0)(loss.distance(x), labels, dim=x.shape[-1])
+    assert [t.tolist() for t in (got.g, got.a, got.p, got.n)] == [
+        t.tolist() for t in (ref.triplets.g, ref.triplets.a, ref.triplets.p, ref.triplets.n)
+    ]
+    assert not Sampler("easy", "semihard", exclude_duplicates=0.1).order_only
+    assert not Sampler("easy", "distance").order_only

@@ -98,8 +98,8 @@ def test_label_segments_list_each_label_in_batch_order():
     members = [[row[:c] for row, c in zip(m.tolist(), k.tolist())] for m, k in zip(seg.members, seg.count)]
     assert members[0] == [[0, 2, 5], [1, 4], [0, 2, 5], [3], [1, 4], [0, 2, 5]]
     assert members[1][5] == [5] and members[1][0] == [0, 1, 2, 3, 4]
-    # Padding (up to the largest count over all groups, 5) repeats the anchor.
-    assert seg.members[0, 3].tolist() == [3] * 5 and seg.members[0, 1].tolist() == [1, 4, 1, 1, 1]
+    # Padding (up to the largest count over all groups, 5) repeats the segment's last member.
+    assert seg.members[0, 3].tolist() == [3] * 5 and seg.members[0, 1].tolist() == [1, 4, 4, 4, 4]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

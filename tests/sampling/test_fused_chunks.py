@@ -119,7 +119,7 @@ def test_chunk_size_does_not_change_the_result(monkeypatch, rule, kind, dtype):
     for rows_per_chunk in (1, 7, 363, BATCH + 1, GROUPS * BATCH):
         monkeypatch.setitem(fused.CHUNK_BYTES, "cpu", rows_per_chunk * row_bytes)
         segments = fused.LabelSegments(labels)
-        p_index, has_pos = fused.fused_positives(D, segments, "easy", None)
+        p_index, has_pos, _ = fused.fused_positives(D, segments, "easy", None)
         d_ap = D.gather(-1, p_index.unsqueeze(-1)).squeeze(-1)
         results.append(fused.fused_negatives(D, segments, rule, d_ap))
     first_index, first_valid = results[0]
