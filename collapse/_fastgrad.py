@@ -16,9 +16,10 @@ backward is a handful of vectorised operations:
   - ``sqeuclidean``: :math:`\lVert u_i - u_j\rVert^2`, gradient :math:`\pm 2g\,(u_i - u_j)`;
   - ``cosine``: :math:`1 - u_i^\top u_j`, gradients :math:`-g\,u_j` and :math:`-g\,u_i`.
 
-* :func:`anchor_distance`: the same distances between every row and one partner per row (``K`` partners each),
+* :func:`anchor_distances`: the same distances between every row and one partner per row (``K`` partners each),
   the fixed-shape loss step's :math:`D_{a\,p(a)}` and :math:`D_{a\,n(a)}`: one gather of the partners, and a backward
-  whose anchor part is a sum instead of a scatter.
+  whose anchor part is a sum instead of a scatter; given the unit rows and norms of its input, it also applies the
+  normalisation's backward (one node for both).
 
 * :func:`log1p_sum_exp`: row-wise :math:`\log(1 + \sum_{j: m_j} e^{c (s_j - \lambda)})` (the two halves of the
   multi-similarity loss), computed as :math:`\mu + \log(e^{-\mu} + \sum_j e^{x_j - \mu})` with
@@ -38,16 +39,33 @@ from torch.autograd.function import once_differentiable
 
 from collapse._buffers import kept_buffer
 
-__all__ = ["PAIR_KINDS", "anchor_distance", "gram", "log1p_sum_exp", "pair_distance", "unit_rows"]
+__all__ = [
+    "PAIR_KINDS", "anchor_distances", "gram", "log1p_sum_exp", "pair_distance", "unit_rows", "unit_rows_and_norms"
+]
 
 PAIR_KINDS = ("euclidean", "sqeuclidean", "cosine")
+
+
+def _unit_rows_forward(x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(u, norm)``: ``F.normalize``'s values ``u = x / max(|x|, eps)`` (in a kept buffer) and the clamped norms."""
+    norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp_min_(eps)
+    return torch.div(x, norm, out=kept_buffer("unit-rows", tuple(x.shape), x)), norm
+
+
+def _unit_rows_backward(u: torch.Tensor, norm: torch.Tensor, eps: float, g: torch.Tensor) -> torch.Tensor:
+    r""":math:`(g - u\,(u^\top g)) / \lVert x\rVert` per row, without the radial term where the norm was clamped."""
+    # Where the norm was clamped it is a constant: no radial term (a (rows, 1) mask, no host sync).
+    prod = torch.mul(u, g, out=kept_buffer("unit-rows-product", tuple(u.shape), u))
+    radial = prod.sum(-1, keepdim=True).masked_fill_(norm <= eps, 0.0)
+    # (-(u r)) + g is g - u r bitwise, in one buffer instead of three fresh ones.
+    grad = torch.mul(u, radial, out=kept_buffer("unit-rows-grad", tuple(u.shape), u))
+    return grad.neg_().add_(g).div_(norm)
 
 
 class _UnitRows(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, eps: float) -> torch.Tensor:
-        norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp_min_(eps)
-        u = torch.div(x, norm, out=kept_buffer("unit-rows", tuple(x.shape), x))
+        u, norm = _unit_rows_forward(x, eps)
         ctx.save_for_backward(u, norm)
         ctx.eps = eps
         return u
@@ -56,17 +74,19 @@ class _UnitRows(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, g: torch.Tensor):
         u, norm = ctx.saved_tensors
-        # Where the norm was clamped it is a constant: no radial term (a (rows, 1) mask, no host sync).
-        prod = torch.mul(u, g, out=kept_buffer("unit-rows-product", tuple(u.shape), u))
-        radial = prod.sum(-1, keepdim=True).masked_fill_(norm <= ctx.eps, 0.0)
-        # (-(u r)) + g is g - u r bitwise, in one buffer instead of three fresh ones.
-        grad = torch.mul(u, radial, out=kept_buffer("unit-rows-grad", tuple(u.shape), u))
-        return grad.neg_().add_(g).div_(norm), None
+        return _unit_rows_backward(u, norm, ctx.eps, g), None
 
 
 def unit_rows(x: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     """``F.normalize(x, dim=-1, eps=eps)`` (bitwise the same values) with a closed-form backward."""
     return _UnitRows.apply(x, eps)
+
+
+@torch.no_grad()
+def unit_rows_and_norms(x: torch.Tensor, eps: float = 1e-12) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(unit_rows(x), norms)`` without autograd (the same values), for :func:`anchor_distances`' ``unit``. The
+    rows may sit in a buffer that the next call reuses: use them within the step."""
+    return _unit_rows_forward(x, eps)
 
 
 class _PairDistance(torch.autograd.Function):
@@ -112,56 +132,76 @@ def pair_distance(x: torch.Tensor, i: torch.Tensor, j: torch.Tensor, kind: str) 
 
 class _AnchorDistance(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: torch.Tensor, j: torch.Tensor, kind: str) -> torch.Tensor:
+    def forward(ctx, x: torch.Tensor, j: torch.Tensor, kind: str, unit, eps: float, shape) -> tuple[torch.Tensor, ...]:
+        # unit = (u, norm): the distances are taken between the unit rows u = x / norm, computed by the caller.
+        u, norm = (x, None) if unit is None else unit
         k, rows = j.shape
-        partners = kept_buffer("anchor-partners", (k * rows, x.shape[-1]), x)
-        v = torch.index_select(x, 0, j.reshape(-1), out=partners).view(k, rows, x.shape[-1])
+        partners = kept_buffer("anchor-partners", (k * rows, u.shape[-1]), u)
+        v = torch.index_select(u, 0, j.reshape(-1), out=partners).view(k, rows, u.shape[-1])
         if kind == "cosine":
-            value = 1.0 - (x * v).sum(-1)
-            ctx.save_for_backward(x, v, j)
+            value = 1.0 - (u * v).sum(-1)
+            ctx.save_for_backward(u, v, j, norm)
         else:
-            diff = v.neg_().add_(x)  # in the partners' buffer; (-v) + x is x - v bitwise, as pair_distance has it
+            diff = v.neg_().add_(u)  # in the partners' buffer; (-v) + u is u - v bitwise, as pair_distance has it
             value = torch.linalg.vector_norm(diff, dim=-1) if kind == "euclidean" else (diff * diff).sum(-1)
             # The first backward writes its gradient over diff (a fresh (K, N, d) tensor would cost page faults on
-            # every step on a CPU), so diff is held on ctx, outside the saved tensors' version check; x is kept (a
+            # every step on a CPU), so diff is held on ctx, outside the saved tensors' version check; u is kept (a
             # reference) to rebuild it if backward runs again through a retained graph.
-            ctx.save_for_backward(x, value, j)
+            ctx.save_for_backward(u, value, j, norm)
             ctx.diff = diff
-        ctx.kind = kind
-        return value
+        ctx.kind, ctx.eps = kind, eps
+        # One output per index set, each already in the caller's shape: no unbind or reshape nodes after it.
+        return tuple(value[i].view(shape) for i in range(k))
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, g: torch.Tensor):
-        a, b, j = ctx.saved_tensors
+    def backward(ctx, *grads: torch.Tensor):
+        a, b, j, norm = ctx.saved_tensors
+        g = torch.stack([gk.reshape(-1) for gk in grads]) if len(grads) > 1 else grads[0].reshape(1, -1)
         dim = a.shape[-1]
         if ctx.kind == "cosine":
             out = (b * g.unsqueeze(-1)).sum(0).neg_()
             out.index_add_(0, j.reshape(-1), (a * g.unsqueeze(-1)).reshape(-1, dim), alpha=-1.0)
-            return out, None, None
-        diff, ctx.diff = ctx.diff, None
-        if diff is None:  # a second backward: the first one wrote over diff
-            diff = a.index_select(0, j.reshape(-1)).view(*j.shape, dim).neg_().add_(a)
-        if ctx.kind == "euclidean":
-            scale = (g / b).masked_fill_(b == 0, 0.0)  # a zero distance has a zero gradient
         else:
-            scale = 2.0 * g
-        step = diff.mul_(scale.unsqueeze(-1))
-        # The anchors are the rows themselves: their part is a sum over the k index sets, no scatter.
-        out = torch.sum(step, 0, out=kept_buffer("anchor-distance-grad", tuple(a.shape), a))
-        out.index_add_(0, j.reshape(-1), step.reshape(-1, dim), alpha=-1.0)
-        return out, None, None
+            diff, ctx.diff = ctx.diff, None
+            if diff is None:  # a second backward: the first one wrote over diff
+                diff = a.index_select(0, j.reshape(-1)).view(*j.shape, dim).neg_().add_(a)
+            if ctx.kind == "euclidean":
+                scale = (g / b).masked_fill_(b == 0, 0.0)  # a zero distance has a zero gradient
+            else:
+                scale = 2.0 * g
+            step = diff.mul_(scale.unsqueeze(-1))
+            # The anchors are the rows themselves: their part is a sum over the k index sets, no scatter.
+            out = torch.sum(step, 0, out=kept_buffer("anchor-distance-grad", tuple(a.shape), a))
+            out.index_add_(0, j.reshape(-1), step.reshape(-1, dim), alpha=-1.0)
+        if norm is not None:
+            out = _unit_rows_backward(a, norm, ctx.eps, out)
+        return out, None, None, None, None, None
 
 
-def anchor_distance(x: torch.Tensor, j: torch.Tensor, kind: str) -> torch.Tensor:
+def anchor_distances(
+    x: torch.Tensor,
+    j: torch.Tensor,
+    kind: str,
+    *,
+    unit: tuple[torch.Tensor, torch.Tensor] | None = None,
+    eps: float = 1e-12,
+    shape: tuple[int, ...] | None = None,
+) -> tuple[torch.Tensor, ...]:
     """``D(x[a], x[j[k, a]])`` for every row ``a`` of ``(N, d)`` rows ``x`` and each of the ``K`` index vectors of
-    ``j`` ``(K, N)``: the values of :func:`pair_distance` ``(x, arange(N).repeat(K), j.reshape(-1))``, shaped
-    ``(K, N)``, without gathering or scattering the anchors' own rows (they are ``x`` itself)."""
+    ``j`` ``(K, N)``: the values of :func:`pair_distance` ``(x, arange(N).repeat(K), j.reshape(-1))``, as ``K``
+    tensors (each ``(N,)``, or ``shape``), without gathering or scattering the anchors' own rows (they are ``x``).
+
+    ``unit=(u, norm)`` (from :func:`unit_rows_and_norms` of ``x``, without autograd): the distances are taken between
+    the unit rows ``u`` (``unit_rows(x)``'s values), and the gradient reaches ``x`` through the normalisation's
+    closed-form backward inside this one call (one autograd node instead of two)."""
     if kind not in PAIR_KINDS:
         raise ValueError(f"kind must be one of {', '.join(PAIR_KINDS)}; got {kind!r}")
     if j.dim() != 2 or j.shape[1] != x.shape[0]:
         raise ValueError(f"j must have shape (K, {x.shape[0]}), got {tuple(j.shape)}")
-    return _AnchorDistance.apply(x, j, kind)
+    if unit is not None and (unit[0].shape != x.shape or unit[1].shape != (*x.shape[:-1], 1)):
+        raise ValueError("unit must be (unit rows, norms) of x, shaped like x and (N, 1)")
+    return _AnchorDistance.apply(x, j, kind, unit, float(eps), tuple(shape) if shape is not None else (x.shape[0],))
 
 
 def _log1p_sum_exp_weights(s, mask, exclude, scale: float, shift: float):

@@ -41,7 +41,7 @@ from __future__ import annotations
 import torch
 
 from collapse._buffers import kept_buffer
-from collapse._fastgrad import gram, pair_distance, unit_rows
+from collapse._fastgrad import gram, pair_distance, unit_rows, unit_rows_and_norms
 from collapse._validation import check_choice
 
 __all__ = ["DISTANCES", "CosineDistance", "Distance", "EuclideanDistance", "SquaredEuclideanDistance", "get_distance"]
@@ -136,6 +136,13 @@ class Distance:
         """The embeddings the distance is taken between (unit rows when ``normalize``)."""
         return self._prepare(x)
 
+    def prepare_detached(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(prepare(x), norms)`` without autograd (the same values): the row norms (``(..., B, 1)``) when normalising,
+        else ``None``. :class:`collapse.losses.base.PairDistances` takes both, to reach ``x`` in one backward node."""
+        if self.normalize:
+            return unit_rows_and_norms(x)
+        return x.detach(), None
+
     def similarity(self, dist: torch.Tensor) -> torch.Tensor:
         """A similarity that decreases with the distance (used by similarity-based losses)."""
         return -dist
@@ -147,6 +154,15 @@ class Distance:
     def from_similarity(self, sim: torch.Tensor, *, out: torch.Tensor | None = None) -> torch.Tensor:
         """The distance matrix back from :meth:`similarity_matrix`'s values (no autograd; ``out``: a buffer)."""
         return torch.neg(sim, out=out)
+
+    def order_from_similarity(
+        self, sim: torch.Tensor, *, out: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, float | None]:
+        """``(matrix, bound)``: a matrix that orders every row as the distances do (see :meth:`order_matrix`) from
+        :meth:`similarity_matrix`'s values (no autograd; ``out``: a buffer), and a bound on its entries' magnitude
+        (``None``: unknown). Here the distance matrix itself; a distance whose similarity is an order matrix up to
+        sign spares the pass that :meth:`from_similarity` adds."""
+        return self.from_similarity(sim, out=out), self.bound
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         # F.normalize's values, with a closed-form backward (collapse._fastgrad).
@@ -240,6 +256,10 @@ class CosineDistance(Distance):
     def from_similarity(self, sim: torch.Tensor, *, out: torch.Tensor | None = None) -> torch.Tensor:
         # (-P) + 1 is exactly 1 - P: bitwise the matrix this distance computes from the same embeddings.
         return torch.neg(sim, out=out).add_(1.0)
+
+    def order_from_similarity(self, sim, *, out=None):
+        # -P is the order matrix (order_matrix's -x_i.x_j, bitwise): one pass fewer than 1 - P.
+        return torch.neg(sim, out=out), self.order_bound
 
     def __repr__(self) -> str:
         return "CosineDistance()"

@@ -182,3 +182,16 @@ def test_a_distance_without_an_order_matrix_says_so():
         Manhattan().order_matrix(torch.ones(2, 3))
     with pytest.raises(ValueError, match="shape"):
         EuclideanDistance().order_matrix(torch.ones(3))
+
+
+@pytest.mark.parametrize("name,normalize", CASES)
+def test_order_from_similarity_orders_rows_as_the_distances(name, normalize):
+    x = torch.randn(2, 9, 4, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    dist = _make(name, normalize)
+    prepared = dist.prepare(x)
+    order, bound = dist.order_from_similarity(dist.similarity_matrix(prepared).detach())
+    assert torch.equal(order.argsort(-1), dist(prepared, prepared=True).argsort(-1))
+    if name == "cosine":  # -P: order_matrix's values, bitwise
+        assert torch.equal(order, dist.order_matrix(prepared)) and bound == dist.order_bound
+    else:
+        assert bound == dist.bound

@@ -4,7 +4,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from collapse._fastgrad import PAIR_KINDS, anchor_distance, log1p_sum_exp, pair_distance, unit_rows
+from collapse._fastgrad import (
+    PAIR_KINDS,
+    anchor_distances,
+    log1p_sum_exp,
+    pair_distance,
+    unit_rows,
+    unit_rows_and_norms,
+)
 
 
 def test_unit_rows_forward_is_f_normalize_bitwise_and_gradcheck():
@@ -97,18 +104,20 @@ def test_anchor_distance_is_pair_distance_of_every_row_and_gradcheck(kind):
     x[5] = x[2]  # a zero distance (row 2 against its copy): zero gradient, as pair_distance
     j = torch.tensor([[1, 0, 5, 2, 2, 2], [3, 4, 0, 1, 0, 3]])
     rows = torch.arange(6)
-    got = anchor_distance(x, j, kind)
+    got = torch.stack(anchor_distances(x, j, kind))
     want = pair_distance(x, rows.repeat(2), j.reshape(-1), kind).reshape(2, 6)
     torch.testing.assert_close(got, want, rtol=0, atol=0)
     xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
     w = torch.rand(2, 6, generator=gen, dtype=torch.float64)
-    (anchor_distance(xa, j, kind) * w).sum().backward()
+    (torch.stack(anchor_distances(xa, j, kind)) * w).sum().backward()
     (pair_distance(xb, rows.repeat(2), j.reshape(-1), kind) * w.reshape(-1)).sum().backward()
     torch.testing.assert_close(xa.grad, xb.grad, rtol=1e-12, atol=1e-12)
     jj = torch.tensor([[1, 0, 4, 2, 3]])
-    torch.autograd.gradcheck(lambda t: anchor_distance(t, jj, kind), (x[:5].clone().requires_grad_(),))
+    torch.autograd.gradcheck(lambda t: anchor_distances(t, jj, kind), (x[:5].clone().requires_grad_(),))
     with pytest.raises(ValueError, match="j must have shape"):
-        anchor_distance(x, j[0], kind)
+        anchor_distances(x, j[0], kind)
+    got = anchor_distances(x, j, kind, shape=(2, 3))
+    assert len(got) == 2 and all(g.shape == (2, 3) for g in got)
 
 
 @pytest.mark.parametrize("kind", PAIR_KINDS)
@@ -118,10 +127,41 @@ def test_anchor_distance_backward_twice_through_a_retained_graph(kind):
     x = torch.randn(6, 3, generator=gen, dtype=torch.float64).requires_grad_()
     j = torch.tensor([[1, 0, 5, 2, 2, 2], [3, 4, 0, 1, 0, 3]])
     w = torch.rand(2, 6, generator=gen, dtype=torch.float64)
-    total = (anchor_distance(x, j, kind) * w).sum()
+    total = (torch.stack(anchor_distances(x, j, kind)) * w).sum()
     (first,) = torch.autograd.grad(total, x, retain_graph=True)
     (second,) = torch.autograd.grad(total, x)
     torch.testing.assert_close(second, first, rtol=0, atol=0)
     ref = x.detach().clone().requires_grad_()
     (pair_distance(ref, torch.arange(6).repeat(2), j.reshape(-1), kind) * w.reshape(-1)).sum().backward()
     torch.testing.assert_close(first, ref.grad, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", PAIR_KINDS)
+@pytest.mark.parametrize("retain", [False, True])
+def test_anchor_distances_of_unit_rows_differentiate_through_the_normalisation(kind, retain):
+    """``unit=unit_rows_and_norms(x)``: the distances of ``unit_rows(x)``, and the gradient of ``x`` bitwise the one
+    through ``unit_rows`` then ``anchor_distances`` (two nodes); one output unused; a zero row (clamped norm)."""
+    gen = torch.Generator().manual_seed(6)
+    x = torch.randn(7, 4, generator=gen, dtype=torch.float64)
+    x[3] = 0.0
+    x[5] = 2.0 * x[1]  # the same unit row: a zero distance
+    j = torch.tensor([[5, 0, 4, 2, 2, 1, 6], [3, 4, 0, 1, 0, 3, 2]])
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    u, norms = unit_rows_and_norms(xa)
+    assert not u.requires_grad and torch.equal(u, unit_rows(x))
+    fused = anchor_distances(xa, j, kind, unit=(u, norms))
+    plain = anchor_distances(unit_rows(xb), j, kind)
+    for f, p in zip(fused, plain):
+        assert torch.equal(f, p.detach())
+    w = torch.rand(7, generator=gen, dtype=torch.float64)
+    (ga,) = torch.autograd.grad((fused[0] * w).sum(), xa, retain_graph=retain)
+    (gb,) = torch.autograd.grad((plain[0] * w).sum(), xb, retain_graph=retain)
+    assert torch.equal(ga, gb)
+    if retain:  # again through the retained graphs: the rebuilt differences give the same gradient
+        assert torch.equal(torch.autograd.grad((fused[0] * w).sum(), xa)[0], ga)
+    torch.autograd.gradcheck(
+        lambda t: anchor_distances(t, j, kind, unit=unit_rows_and_norms(t)),
+        (torch.randn(7, 4, generator=gen, dtype=torch.float64).requires_grad_(),),
+    )
+    with pytest.raises(ValueError, match="unit must be"):
+        anchor_distances(xa, j, kind, unit=(u, norms.reshape(-1)))

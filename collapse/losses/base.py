@@ -47,7 +47,7 @@ import torch
 from torch import nn
 
 from collapse._buffers import kept_buffer
-from collapse._fastgrad import anchor_distance, pair_distance
+from collapse._fastgrad import anchor_distances, pair_distance
 from collapse.distances import Distance, get_distance
 from collapse.losses.reducers import REDUCERS, Reducer
 from collapse.losses.terms import LossOutput, Terms
@@ -85,52 +85,79 @@ def as_groups(embeddings: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Ten
 
 class PairDistances:
     """Stands in for the ``(G, B, B)`` distance matrix in :meth:`MetricLoss.compute_terms`: ``D[g, i, j]`` with index
-    vectors is computed on demand, with autograd, from the prepared embeddings; the matrix itself is never built."""
+    vectors is computed on demand, with autograd, from the prepared embeddings; the matrix itself is never built.
 
-    def __init__(self, distance: Distance, prepared: torch.Tensor) -> None:
+    ``prepared`` are the embeddings the distance is taken between (:meth:`Distance.prepare`), with autograd; or,
+    given ``embeddings`` (the raw ones, with autograd), the values of ``prepare(embeddings)`` without autograd and,
+    when the distance normalises, ``norms``: then :meth:`anchors` differentiates through the normalisation in the
+    same node as the distances (:func:`~collapse._fastgrad.anchor_distances`), and only other reads build the
+    prepared embeddings with autograd.
+    """
+
+    def __init__(
+        self,
+        distance: Distance,
+        prepared: torch.Tensor,
+        *,
+        embeddings: torch.Tensor | None = None,
+        norms: torch.Tensor | None = None,
+    ) -> None:
         self.distance = distance
-        self.prepared = prepared
+        self._prepared = prepared
+        self.embeddings = embeddings
+        self.norms = norms
+
+    @property
+    def prepared(self) -> torch.Tensor:
+        """The prepared embeddings with autograd (built on first read when only their values were given)."""
+        if self.embeddings is not None and self._prepared.requires_grad is not self.embeddings.requires_grad:
+            self._prepared = self.distance.prepare(self.embeddings)
+        return self._prepared
 
     def __getitem__(self, index: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
         g, i, j = index
-        n_groups, batch, dim = self.prepared.shape
+        prepared = self.prepared
+        n_groups, batch, dim = prepared.shape
         if n_groups == 1:
             # One group: the rows are the batch indices themselves (no index arithmetic per call).
-            return pair_distance(self.prepared.reshape(batch, dim), i, j, self.distance.pair_kind)
-        return self.distance.pairs(self.prepared, g, i, j, prepared=True)
+            return pair_distance(prepared.reshape(batch, dim), i, j, self.distance.pair_kind)
+        return self.distance.pairs(prepared, g, i, j, prepared=True)
 
     def anchors(self, *index: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """``D[g, a, idx[g, a]]`` for every anchor, one ``(G, B)`` tensor per ``(G, B)`` index matrix, in one
-        :func:`~collapse._fastgrad.anchor_distance` call (fixed shapes)."""
-        n_groups, batch, dim = self.prepared.shape
+        :func:`~collapse._fastgrad.anchor_distances` call (fixed shapes)."""
+        n_groups, batch, dim = self._prepared.shape
         rows = n_groups * batch
         if n_groups > 1:
-            offset = torch.arange(0, rows, batch, device=self.prepared.device).unsqueeze(-1)
+            offset = torch.arange(0, rows, batch, device=self._prepared.device).unsqueeze(-1)
             index = tuple(idx + offset for idx in index)
         j = torch.stack([idx.reshape(-1) for idx in index]) if len(index) > 1 else index[0].reshape(1, -1)
-        values = anchor_distance(self.prepared.reshape(rows, dim), j, self.distance.pair_kind)
-        return tuple(values.reshape(len(index), n_groups, batch).unbind(0))
+        kind, shape = self.distance.pair_kind, (n_groups, batch)
+        if self.embeddings is None:
+            return anchor_distances(self._prepared.reshape(rows, dim), j, kind, shape=shape)
+        unit = None if self.norms is None else (self._prepared.reshape(rows, dim), self.norms.reshape(rows, 1))
+        return anchor_distances(self.embeddings.reshape(rows, dim), j, kind, unit=unit, shape=shape)
 
     @property
     def shape(self) -> torch.Size:
-        n_groups, batch, _ = self.prepared.shape
+        n_groups, batch, _ = self._prepared.shape
         return torch.Size((n_groups, batch, batch))
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.prepared.dtype
+        return self._prepared.dtype
 
     @property
     def device(self) -> torch.device:
-        return self.prepared.device
+        return self._prepared.device
 
     @property
     def requires_grad(self) -> bool:
-        return self.prepared.requires_grad
+        return (self._prepared if self.embeddings is None else self.embeddings).requires_grad
 
     def sum(self) -> torch.Tensor:
         """A scalar connected to the embeddings' graph (what ``0.0 * dist.sum()`` is there for), O(B d)."""
-        return self.prepared.sum()
+        return (self._prepared if self.embeddings is None else self.embeddings).sum()
 
 
 def anchor_values(dist: torch.Tensor | PairDistances, *index: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -241,23 +268,26 @@ class MetricLoss(nn.Module):
 
     def _forward_fixed(self, emb: torch.Tensor, labels: torch.Tensor, sampler: Sampler) -> LossOutput:
         n_groups, batch, dim = emb.shape
-        prepared = self.distance.prepare(emb)
         compiling = torch.compiler.is_compiling()
         if self.reads_matrix(sampler):
+            prepared = self.distance.prepare(emb)
             # The terms read whole rows: one matrix with autograd, the selection on its detached values.
             sim = self.matrix_is_similarity
             matrix = self.distance.similarity_matrix(prepared) if sim else self.distance(prepared, prepared=True)
             with torch.no_grad():
                 scratch = None if compiling else self._scratch(n_groups, batch, prepared)
-                if sim:
+                bound = self.distance.bound
+                if sim and sampler.order_only:
+                    dist, bound = self.distance.order_from_similarity(matrix.detach(), out=scratch)
+                elif sim:
                     dist = self.distance.from_similarity(matrix.detach(), out=scratch)
                 else:
                     dist = matrix.detach() if scratch is None else scratch.copy_(matrix.detach())
-                selection = sampler.select(dist, labels, dim=dim, overwrite=scratch is not None,
-                                           bound=self.distance.bound)  # fmt: skip
+                selection = sampler.select(dist, labels, dim=dim, overwrite=scratch is not None, bound=bound)
             return self._reduce(matrix, selection, labels)
         with torch.no_grad():
-            detached = prepared.detach()
+            # The values only: the distances with autograd come from the raw embeddings (PairDistances).
+            detached, norms = self.distance.prepare_detached(emb)
             scratch = None if compiling else self._scratch(n_groups, batch, detached)
             if sampler.order_only and self.distance.has_order_matrix:
                 # The rules only compare a row's entries: one product, without the matrix's elementwise passes.
@@ -265,7 +295,8 @@ class MetricLoss(nn.Module):
             else:
                 full, bound = self.distance(detached, prepared=True, out=scratch), self.distance.bound
             selection = sampler.select(full, labels, dim=dim, overwrite=True, bound=bound)
-        return self._reduce(PairDistances(self.distance, prepared), selection, labels)
+        pairs = PairDistances(self.distance, detached, embeddings=emb, norms=norms)
+        return self._reduce(pairs, selection, labels)
 
     def reads_matrix(self, sampler: Sampler) -> bool:
         """Whether :meth:`anchor_terms` reads whole rows of the matrix (else only ``D[g, a, p(a)]``, ``D[g, a,
