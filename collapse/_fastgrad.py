@@ -166,14 +166,22 @@ class _AnchorDistance(torch.autograd.Function):
             diff, ctx.diff = ctx.diff, None
             if diff is None:  # a second backward: the first one wrote over diff
                 diff = a.index_select(0, j.reshape(-1)).view(*j.shape, dim).neg_().add_(a)
+            # The step of each pair, negated: -g/D (0 at D = 0: a zero distance has a zero gradient) or -2g, times
+            # u_a - u_p (exact negations, so every sum below is the unnegated one's, negated, bitwise).
             if ctx.kind == "euclidean":
-                scale = (g / b).masked_fill_(b == 0, 0.0)  # a zero distance has a zero gradient
+                scale = torch.div(g, b).neg_().masked_fill_(b == 0, 0.0)
             else:
-                scale = 2.0 * g
-            step = diff.mul_(scale.unsqueeze(-1))
+                scale = g * -2.0
+            neg_step = diff.mul_(scale.unsqueeze(-1))
             # The anchors are the rows themselves: their part is a sum over the k index sets, no scatter.
-            out = torch.sum(step, 0, out=kept_buffer("anchor-distance-grad", tuple(a.shape), a))
-            out.index_add_(0, j.reshape(-1), step.reshape(-1, dim), alpha=-1.0)
+            buf = kept_buffer("anchor-distance-grad", tuple(a.shape), a)
+            if len(neg_step) == 2:  # a + b, as the sum of two rows is
+                out = torch.add(neg_step[0], neg_step[1], out=buf).neg_()
+            else:
+                out = torch.sum(neg_step, 0, out=buf).neg_()
+            # The partners' part, subtracted: scatter_add_ accumulates in index order as index_add_ does (the same
+            # sums), at about half its time on a CPU.
+            out.scatter_add_(0, j.reshape(-1, 1).expand(-1, dim), neg_step.reshape(-1, dim))
         if norm is not None:
             out = _unit_rows_backward(a, norm, ctx.eps, out)
         return out, None, None, None, None, None

@@ -96,7 +96,7 @@ class AvgNonZeroReducer(Reducer):
             # counted non-zero terms, so the sum and the count come from one masked tensor.
             kept = torch.where(terms.mask, terms.losses, 0.0)
             kept = kept if kept.dim() == 2 else kept.reshape(n_groups, -1)  # a reshape is one more autograd node
-            count = (kept.detach() > 0).sum(-1).to(kept.dtype)
+            count = (kept.detach() > 0).sum(-1, dtype=kept.dtype)
             return _safe_divide(kept.sum(-1), count)
         nonzero = _counted(terms, terms.losses > 0).to(terms.losses.dtype)
         count = group_total(terms, nonzero, n_groups).detach()

@@ -25,14 +25,14 @@ def row_argmin(values: torch.Tensor) -> torch.Tensor:
     if k is None or values.device.type != "cpu" or torch.compiler.is_compiling():
         return values.argmin(dim=-1)
     m = n // k
-    blocks = values.reshape(-1, n).contiguous().view(-1, m, k)
+    blocks = (values if values.is_contiguous() else values.contiguous()).view(-1, m, k)
     # NaN: amin and argmin both treat it as the smallest value, so the first NaN is found as argmin finds it.
     block = blocks.amin(-1).argmin(dim=-1)
     # The chosen block of each row, as whole rows of the (rows * m, k) view: index_select copies contiguous rows,
     # several times faster than a gather of the same entries.
-    first = torch.arange(0, blocks.shape[0] * m, m, device=values.device)
-    within = blocks.view(-1, k).index_select(0, block + first).argmin(dim=-1)
-    return (block * k + within).view(values.shape[:-1])
+    chosen = torch.arange(0, blocks.shape[0] * m, m, device=values.device).add_(block)
+    within = blocks.view(-1, k).index_select(0, chosen).argmin(dim=-1)
+    return within.add_(block, alpha=k).view(values.shape[:-1])
 
 
 def masked_argmin(values: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
