@@ -800,6 +800,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         prefix = "python -m paper_repro.study" + (" --quick" if args.quick else "")
         prefix += f" --steps {args.steps}" if args.steps is not None else ""
         prefix += f" --out {args.out}" if args.out else ""
+        # A cell's rerun command reads the same data and, with the store, the stored block instead of recomputing it.
+        prefix += f" --root {args.root}" if args.root != p.get_default("root") else ""
+        prefix += f" --store {args.store}" if args.store else ""
         if args.figures:
             check_writable_dir(Path(args.figures), what="--figures")  # before any compute
         summary = run_study(plan, out, quick=args.quick, progress=not args.no_progress, command=prefix,
