@@ -24,7 +24,7 @@ figures: install
 	$(BIN)/python -m paper_repro.figures
 
 # The committed ledger, from the committed records (figures/store) and the study summaries its header names.
-STUDY ?= figures/real_study_full_pca-untrained-cnn.json,figures/real_study_full_coarse-cnn.json
+STUDY ?= figures/real_study_full.json
 claims: install
 	$(BIN)/python -m collapse.claims --store figures/store --study $(STUDY)
 
