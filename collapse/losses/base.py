@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -51,9 +52,11 @@ from collapse._fastgrad import anchor_distances, pair_distance
 from collapse.distances import Distance, get_distance
 from collapse.losses.reducers import REDUCERS, Reducer
 from collapse.losses.terms import LossOutput, Terms
-from collapse.sampling.sampler import Sampler
+from collapse.sampling.negatives import AllNegatives
+from collapse.sampling.positives import AllPositives
+from collapse.sampling.sampler import Sampler, label_masks
 from collapse.sampling.selection import AnchorSelection
-from collapse.sampling.tuples import Tuples
+from collapse.sampling.tuples import Tuples, warn_if_no_positive
 
 __all__ = ["SCRATCH_ELEMENTS", "MetricLoss", "PairDistances", "anchor_values", "as_groups", "triplet_layout"]
 
@@ -238,6 +241,8 @@ class MetricLoss(nn.Module):
         sampler = sampler or self.sampler
         if emb.shape[-2] and self._fixed_shape(sampler):
             return self._forward_fixed(emb, labels, sampler)
+        if emb.shape[-2] and self._dense_pairs(sampler):
+            return self._forward_dense(emb, labels, sampler)
         if not (self.pairwise_terms and sampler.negative.per_pair):
             return self.from_distances(self.distance(emb), labels, dim=emb.shape[-1], sampler=sampler)
         prepared = self.distance.prepare(emb)
@@ -298,6 +303,44 @@ class MetricLoss(nn.Module):
         pairs = PairDistances(self.distance, detached, embeddings=emb, norms=norms)
         return self._reduce(pairs, selection, labels)
 
+    # ---------------------------------------------------------------------------------------- dense all-pairs path
+
+    def _dense_pairs(self, sampler: Sampler) -> bool:
+        """Whether the step runs on the dense all-pairs layout: the loss has :meth:`pair_mask_terms` and the sampler
+        is the plain all-positives x all-negatives one (every same-label pair, no duplicate tolerance)."""
+        return (
+            type(self).pair_mask_terms is not MetricLoss.pair_mask_terms
+            and type(sampler).__call__ is Sampler.__call__
+            and type(sampler.positive) is AllPositives
+            and type(sampler.negative) is AllNegatives
+            and sampler.exclude_duplicates is None
+        )
+
+    def _forward_dense(self, emb: torch.Tensor, labels: torch.Tensor, sampler: Sampler) -> LossOutput:
+        n_groups, batch, dim = emb.shape
+        dist = self.distance(emb)
+        # The all x all rule's tuples as masks: every same-label pair (i != j), and every different-label pair of
+        # an anchor that has a positive (as the listed rule pairs each positive pair with its anchor's negatives).
+        positive, different = label_masks(labels)
+        negative = different & positive.any(-1, keepdim=True)
+        if not torch.compiler.is_compiling():
+            warn_if_no_positive(int(positive.sum()), n_groups * batch, warn=True, stacklevel=3)
+        terms = self.pair_mask_terms(dist, positive, negative)
+
+        def listed() -> Tuples:
+            return sampler(dist.detach(), labels, dim=dim, warn=False)
+
+        return self._finish(terms, n_groups, dist, listed, labels)
+
+    def pair_mask_terms(
+        self, dist: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor
+    ) -> dict[str, Terms]:
+        """The dense all-pairs terms (:class:`Terms` over the ``(G, B, B)`` matrix with a mask) of a loss whose terms
+        are functions of one pair's distance: ``positive``/``negative`` are the pairs the all x all rule lists. A
+        loss that defines it trains with that rule without listing its pairs (no index lists of O(B^2) pairs, no
+        scatter in the backward pass); the listed view is derived on first read, as for the fixed-shape step."""
+        raise NotImplementedError
+
     def reads_matrix(self, sampler: Sampler) -> bool:
         """Whether :meth:`anchor_terms` reads whole rows of the matrix (else only ``D[g, a, p(a)]``, ``D[g, a,
         n(a)]``, which :class:`PairDistances` computes in O(B d)); by default when the negatives are ``all``."""
@@ -353,12 +396,24 @@ class MetricLoss(nn.Module):
             terms = self.anchor_terms(dist, tuples, labels)
         else:
             terms = self.compute_terms(dist, tuples, labels)
-        n_groups = tuples.n_groups
+        return self._finish(terms, tuples.n_groups, dist, tuples, labels)
+
+    def _finish(
+        self,
+        terms: dict[str, Terms],
+        n_groups: int,
+        dist: torch.Tensor | PairDistances,
+        tuples: Tuples | AnchorSelection | Callable[[], Tuples],
+        labels: torch.Tensor,
+    ) -> LossOutput:
+        """Reduce the terms per group, add the regulariser, and wrap the result."""
         per_group = self.reducer(terms, n_groups, dist)
         if dist.requires_grad and not per_group.requires_grad:
             # No tuple was selected: a zero multiple keeps the graph connected, so backward() still works.
             per_group = per_group + 0.0 * dist.sum()
         if type(self).regularizer is not MetricLoss.regularizer:  # the base one adds zeros: two ops saved per step
+            if callable(tuples) and not isinstance(tuples, (Tuples, AnchorSelection)):
+                tuples = tuples()
             per_group = per_group + self.regularizer(tuples, labels, per_group)
         return LossOutput(loss=per_group.sum(), per_group=per_group, terms=terms, tuples=tuples)
 

@@ -13,8 +13,9 @@ returns 0 instead: its ``GenericPairLoss`` returns zero losses whenever every in
 (a guard that also catches the single-pair case). We keep the pair: it is a valid selection and dropping it would
 silently stop the gradient of such batches. ``tests/test_interop.py`` pins both behaviours.
 
-One formula, two layouts: :meth:`ContrastiveLoss.pos_term` and :meth:`~ContrastiveLoss.neg_term` serve the listed
-pairs (``compute_terms``) and the fixed-shape step with masks (``anchor_terms``, see :mod:`collapse.losses.base`).
+One formula, three layouts: :meth:`ContrastiveLoss.pos_term` and :meth:`~ContrastiveLoss.neg_term` serve the listed
+pairs (``compute_terms``), the fixed-shape step with masks (``anchor_terms``, see :mod:`collapse.losses.base`) and
+the all x all rule as masks over the whole matrix (``pair_mask_terms``).
 """
 
 from __future__ import annotations
@@ -53,6 +54,17 @@ class ContrastiveLoss(MetricLoss):
         return {
             "pos_loss": pair_terms(self.pos_term(pos.gather(dist)), pos, "pos_pair"),
             "neg_loss": pair_terms(self.neg_term(neg.gather(dist)), neg, "neg_pair"),
+        }
+
+    def pair_mask_terms(self, dist, positive: torch.Tensor, negative: torch.Tensor) -> dict[str, Terms]:
+        n_groups, batch, _ = dist.shape
+        shape = (n_groups, batch, batch)
+        g = torch.arange(n_groups, device=dist.device).view(-1, 1, 1).expand(shape)
+        a = torch.arange(batch, device=dist.device).view(1, -1, 1).expand(shape)
+        b = torch.arange(batch, device=dist.device).view(1, 1, -1).expand(shape)
+        return {
+            "pos_loss": Terms(self.pos_term(dist), g, (a, b), "pos_pair", mask=positive),
+            "neg_loss": Terms(self.neg_term(dist), g, (a, b), "neg_pair", mask=negative),
         }
 
     def anchor_terms(self, dist, selection: AnchorSelection, labels: torch.Tensor) -> dict[str, Terms]:

@@ -29,6 +29,11 @@ __all__ = ["REDUCERS", "AvgNonZeroReducer", "DivisorReducer", "MeanReducer", "Re
 
 
 def group_sum(values: torch.Tensor, group: torch.Tensor, n_groups: int) -> torch.Tensor:
+    """``out[g] = sum of values[t] with group[t] == g``, shape ``(n_groups,)``."""
+    if n_groups == 1:
+        # One group: a plain sum. index_add accumulates its 1-D values one by one into the one slot (no
+        # vectorisation), about 0.5 ms for the 260k negative pairs of an all-pairs step at B = 512 on a CPU.
+        return values.sum().reshape(1)
     out = torch.zeros(n_groups, dtype=values.dtype, device=values.device)
     return out.index_add(0, group, values)
 

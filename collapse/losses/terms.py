@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from collapse.sampling.selection import AnchorSelection
@@ -57,8 +59,8 @@ class LossOutput:
 
     ``terms`` (name -> :class:`Terms`, listed) and ``tuples`` (:class:`~collapse.sampling.tuples.Tuples`) are built
     on first read from what the loss step computed (fixed-shape terms and an
-    :class:`~collapse.sampling.selection.AnchorSelection`), so a training step that reads only ``loss`` never lists
-    them (listing reads data-dependent sizes back from the device).
+    :class:`~collapse.sampling.selection.AnchorSelection`, or a function that lists the tuples), so a training step
+    that reads only ``loss`` never lists them (listing reads data-dependent sizes back from the device).
     """
 
     def __init__(
@@ -66,7 +68,7 @@ class LossOutput:
         loss: torch.Tensor,
         per_group: torch.Tensor,
         terms: dict[str, Terms],
-        tuples: Tuples | AnchorSelection,
+        tuples: Tuples | AnchorSelection | Callable[[], Tuples],
         extras: dict[str, torch.Tensor] | None = None,
     ) -> None:
         self.loss = loss
@@ -87,6 +89,8 @@ class LossOutput:
     def tuples(self) -> Tuples:
         if isinstance(self._tuples, AnchorSelection):
             self._tuples = self._tuples.to_tuples()
+        elif callable(self._tuples):  # a step that never listed its tuples (the dense all-pairs layout)
+            self._tuples = self._tuples()
         return self._tuples
 
     @property
