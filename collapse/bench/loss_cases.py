@@ -14,6 +14,9 @@ float64 copy of the same batch that the two sides compute the same thing:
   the nearest same-label sample, the negative has another label and lies below ``nonzero_loss_cutoff``).
 * ``multisimilarity EPS/all``: ``make_loss("multisimilarity", "easy", "all")`` vs PML ``BatchEasyHardMiner(EASY,
   ALL)`` (cosine) + ``MultiSimilarityLoss``. Checked: value and gradient.
+* ``contrastive all/all``: ``make_loss("contrastive")`` (every positive and every negative pair, margins 0 and 1)
+  vs PML ``ContrastiveLoss()`` without a miner (its default: all pairs). Checked: value and gradient. Every pair
+  reads the matrix, so both sides need the ``B x B x d`` product forward and backward; that bounds the ratio.
 * ``multisimilarity, PML's MultiSimilarityMiner`` (reference row, timing only): PML's published recipe
   ``MultiSimilarityMiner`` + ``MultiSimilarityLoss``. collapse has no multi-similarity miner (its positive half
   would drop the easy positive), so there is nothing identical to check; the row shows what PML users pay.
@@ -105,13 +108,13 @@ def compile_forward(fn: Callable, device: torch.device, backend: str | None = No
 
 
 def pml_step(miner, loss: torch.nn.Module, x: torch.Tensor, y: torch.Tensor):
-    """A closure running PML's miner + loss forward and backward on a leaf copy of ``x`` made once, as
-    :func:`ours_step` does; returns the gradient."""
+    """A closure running PML's miner (``None``: the loss's own all-pairs default) + loss forward and backward on a
+    leaf copy of ``x`` made once, as :func:`ours_step` does; returns the gradient."""
     leaf = x.detach().clone().requires_grad_()
 
     def step() -> torch.Tensor:
         leaf.grad = None
-        loss(leaf, y, miner(leaf, y)).backward()
+        loss(leaf, y, None if miner is None else miner(leaf, y)).backward()
         return leaf.grad
 
     return step
@@ -210,6 +213,24 @@ def _ms_check(ours: MetricLoss, x: torch.Tensor, y: torch.Tensor) -> Check:
     )
 
 
+def _contrastive_pml():
+    _, losses, _ = _pml()
+    return None, losses.ContrastiveLoss(pos_margin=0.0, neg_margin=1.0)
+
+
+def _contrastive_check(ours: MetricLoss, x: torch.Tensor, y: torch.Tensor) -> Check:
+    _, theirs = _contrastive_pml()
+    v_ours, g_ours = _value_and_grad(lambda z: ours(z, y).loss, x)
+    v_pml, g_pml = _value_and_grad(lambda z: theirs(z, y), x)
+    return combine(
+        "contrastive",
+        [
+            compare("value", v_ours, v_pml, rtol=RTOL, atol=ATOL),
+            compare("gradient", g_ours, g_pml, rtol=RTOL, atol=ATOL),
+        ],
+    )
+
+
 def _ms_miner_pml():
     _, losses, miners = _pml()
     return miners.MultiSimilarityMiner(epsilon=0.1), losses.MultiSimilarityLoss(alpha=2.0, beta=50.0, base=0.5)
@@ -241,6 +262,13 @@ LOSS_CASES: dict[str, LossCase] = {
             _ms_check,
             "multi-similarity (2, 50, 0.5), easy positive + all negatives "
             "(PML BatchEasyHardMiner + MultiSimilarityLoss)",
+        ),
+        LossCase(
+            "contrastive all/all",
+            lambda: make_loss("contrastive"),
+            _contrastive_pml,
+            _contrastive_check,
+            "contrastive (margins 0 and 1), all positive and all negative pairs (PML ContrastiveLoss, no miner)",
         ),
         LossCase(
             "multisimilarity vs PML MS miner",
