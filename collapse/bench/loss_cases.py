@@ -17,6 +17,9 @@ float64 copy of the same batch that the two sides compute the same thing:
 * ``contrastive all/all``: ``make_loss("contrastive")`` (every positive and every negative pair, margins 0 and 1)
   vs PML ``ContrastiveLoss()`` without a miner (its default: all pairs). Checked: value and gradient. Every pair
   reads the matrix, so both sides need the ``B x B x d`` product forward and backward; that bounds the ratio.
+* ``supcon all/all`` and ``multisimilarity all/all``: ``make_loss("supcon")`` and ``make_loss("multisimilarity")``
+  (every positive, every negative) vs PML's ``SupConLoss(temperature=0.1)`` and ``MultiSimilarityLoss`` without a
+  miner. Checked: value and gradient. They run on listed tuples, so they have no compiled row.
 * ``multisimilarity, PML's MultiSimilarityMiner`` (reference row, timing only): PML's published recipe
   ``MultiSimilarityMiner`` + ``MultiSimilarityLoss``. collapse has no multi-similarity miner (its positive half
   would drop the easy positive), so there is nothing identical to check; the row shows what PML users pay.
@@ -53,6 +56,9 @@ class LossCase:
     description: str
     #: The check runs PML's miner (so it is skipped where PML is too slow to time).
     check_runs_pml_miner: bool = True
+    #: The step has a compiled row: a fixed-shape step (one graph). Losses whose all-positives rule runs on listed
+    #: tuples (data-dependent shapes) have none.
+    compiled: bool = True
 
 
 def make_batch(
@@ -213,22 +219,37 @@ def _ms_check(ours: MetricLoss, x: torch.Tensor, y: torch.Tensor) -> Check:
     )
 
 
-def _contrastive_pml():
-    _, losses, _ = _pml()
-    return None, losses.ContrastiveLoss(pos_margin=0.0, neg_margin=1.0)
+def _pml_without_miner(build: Callable[[object], torch.nn.Module]) -> Callable[[], tuple[None, torch.nn.Module]]:
+    """PML's side of an all-pairs row: no miner (the loss's own default, every pair) and the loss ``build(losses)``."""
+
+    def pml():
+        _, losses, _ = _pml()
+        return None, build(losses)
+
+    return pml
 
 
-def _contrastive_check(ours: MetricLoss, x: torch.Tensor, y: torch.Tensor) -> Check:
-    _, theirs = _contrastive_pml()
-    v_ours, g_ours = _value_and_grad(lambda z: ours(z, y).loss, x)
-    v_pml, g_pml = _value_and_grad(lambda z: theirs(z, y), x)
-    return combine(
-        "contrastive",
-        [
-            compare("value", v_ours, v_pml, rtol=RTOL, atol=ATOL),
-            compare("gradient", g_ours, g_pml, rtol=RTOL, atol=ATOL),
-        ],
-    )
+def _all_pairs_check(name: str, pml: Callable[[], tuple[None, torch.nn.Module]]) -> Callable[..., Check]:
+    """The check of an all-pairs row: the same value and gradient as PML's loss on the same batch."""
+
+    def check(ours: MetricLoss, x: torch.Tensor, y: torch.Tensor) -> Check:
+        _, theirs = pml()
+        v_ours, g_ours = _value_and_grad(lambda z: ours(z, y).loss, x)
+        v_pml, g_pml = _value_and_grad(lambda z: theirs(z, y), x)
+        return combine(
+            name,
+            [
+                compare("value", v_ours, v_pml, rtol=RTOL, atol=ATOL),
+                compare("gradient", g_ours, g_pml, rtol=RTOL, atol=ATOL),
+            ],
+        )
+
+    return check
+
+
+_contrastive_pml = _pml_without_miner(lambda losses: losses.ContrastiveLoss(pos_margin=0.0, neg_margin=1.0))
+_supcon_pml = _pml_without_miner(lambda losses: losses.SupConLoss(temperature=0.1))
+_ms_all_pml = _pml_without_miner(lambda losses: losses.MultiSimilarityLoss(alpha=2.0, beta=50.0, base=0.5))
 
 
 def _ms_miner_pml():
@@ -267,8 +288,24 @@ LOSS_CASES: dict[str, LossCase] = {
             "contrastive all/all",
             lambda: make_loss("contrastive"),
             _contrastive_pml,
-            _contrastive_check,
+            _all_pairs_check("contrastive", _contrastive_pml),
             "contrastive (margins 0 and 1), all positive and all negative pairs (PML ContrastiveLoss, no miner)",
+        ),
+        LossCase(
+            "supcon all/all",
+            lambda: make_loss("supcon"),
+            _supcon_pml,
+            _all_pairs_check("supcon", _supcon_pml),
+            "supervised contrastive (temperature 0.1), every positive against every sample (PML SupConLoss)",
+            compiled=False,
+        ),
+        LossCase(
+            "multisimilarity all/all",
+            lambda: make_loss("multisimilarity"),
+            _ms_all_pml,
+            _all_pairs_check("multisimilarity", _ms_all_pml),
+            "multi-similarity (2, 50, 0.5), every positive and every negative (PML MultiSimilarityLoss, no miner)",
+            compiled=False,
         ),
         LossCase(
             "multisimilarity vs PML MS miner",
