@@ -19,7 +19,7 @@ float64 copy of the same batch that the two sides compute the same thing:
   reads the matrix, so both sides need the ``B x B x d`` product forward and backward; that bounds the ratio.
 * ``supcon all/all`` and ``multisimilarity all/all``: ``make_loss("supcon")`` and ``make_loss("multisimilarity")``
   (every positive, every negative) vs PML's ``SupConLoss(temperature=0.1)`` and ``MultiSimilarityLoss`` without a
-  miner. Checked: value and gradient. They run on listed tuples, so they have no compiled row.
+  miner. Checked: value and gradient. SupCon runs on listed tuples, so it has no compiled row.
 * ``multisimilarity, PML's MultiSimilarityMiner`` (reference row, timing only): PML's published recipe
   ``MultiSimilarityMiner`` + ``MultiSimilarityLoss``. collapse has no multi-similarity miner (its positive half
   would drop the easy positive), so there is nothing identical to check; the row shows what PML users pay.
@@ -305,7 +305,6 @@ LOSS_CASES: dict[str, LossCase] = {
             _ms_all_pml,
             _all_pairs_check("multisimilarity", _ms_all_pml),
             "multi-similarity (2, 50, 0.5), every positive and every negative (PML MultiSimilarityLoss, no miner)",
-            compiled=False,
         ),
         LossCase(
             "multisimilarity vs PML MS miner",

@@ -52,9 +52,10 @@ from collapse._fastgrad import anchor_distances, pair_distance
 from collapse.distances import Distance, get_distance
 from collapse.losses.reducers import REDUCERS, Reducer
 from collapse.losses.terms import LossOutput, Terms
+from collapse.sampling.all_pairs import AllPairsSelection
 from collapse.sampling.negatives import AllNegatives
 from collapse.sampling.positives import AllPositives
-from collapse.sampling.sampler import Sampler, label_masks
+from collapse.sampling.sampler import Sampler
 from collapse.sampling.selection import AnchorSelection
 from collapse.sampling.tuples import Tuples, warn_if_no_positive
 
@@ -306,10 +307,10 @@ class MetricLoss(nn.Module):
     # ---------------------------------------------------------------------------------------- dense all-pairs path
 
     def _dense_pairs(self, sampler: Sampler) -> bool:
-        """Whether the step runs on the dense all-pairs layout: the loss has :meth:`pair_mask_terms` and the sampler
+        """Whether the step runs on the dense all-pairs layout: the loss has :meth:`all_pairs_terms` and the sampler
         is the plain all-positives x all-negatives one (every same-label pair, no duplicate tolerance)."""
         return (
-            type(self).pair_mask_terms is not MetricLoss.pair_mask_terms
+            type(self).all_pairs_terms is not MetricLoss.all_pairs_terms
             and type(sampler).__call__ is Sampler.__call__
             and type(sampler.positive) is AllPositives
             and type(sampler.negative) is AllNegatives
@@ -318,27 +319,27 @@ class MetricLoss(nn.Module):
 
     def _forward_dense(self, emb: torch.Tensor, labels: torch.Tensor, sampler: Sampler) -> LossOutput:
         n_groups, batch, dim = emb.shape
-        dist = self.distance(emb)
-        # The all x all rule's tuples as masks: every same-label pair (i != j), and every different-label pair of
-        # an anchor that has a positive (as the listed rule pairs each positive pair with its anchor's negatives).
-        positive, different = label_masks(labels)
-        negative = different & positive.any(-1, keepdim=True)
+        prepared = self.distance.prepare(emb)
+        sim = self.matrix_is_similarity
+        # Similarity losses take the similarity matrix (for cosine, the Gram matrix with its one-product backward).
+        matrix = self.distance.similarity_matrix(prepared) if sim else self.distance(prepared, prepared=True)
+        pairs = AllPairsSelection(labels)
         if not torch.compiler.is_compiling():
-            warn_if_no_positive(int(positive.sum()), n_groups * batch, warn=True, stacklevel=3)
-        terms = self.pair_mask_terms(dist, positive, negative)
+            warn_if_no_positive(pairs.n_positive_pairs(), n_groups * batch, warn=True, stacklevel=3)
+        terms = self.all_pairs_terms(matrix, pairs)
 
         def listed() -> Tuples:
-            return sampler(dist.detach(), labels, dim=dim, warn=False)
+            dist = self.distance.from_similarity(matrix.detach()) if sim else matrix.detach()
+            return sampler(dist, labels, dim=dim, warn=False)
 
-        return self._finish(terms, n_groups, dist, listed, labels)
+        return self._finish(terms, n_groups, matrix, listed, labels)
 
-    def pair_mask_terms(
-        self, dist: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor
-    ) -> dict[str, Terms]:
-        """The dense all-pairs terms (:class:`Terms` over the ``(G, B, B)`` matrix with a mask) of a loss whose terms
-        are functions of one pair's distance: ``positive``/``negative`` are the pairs the all x all rule lists. A
-        loss that defines it trains with that rule without listing its pairs (no index lists of O(B^2) pairs, no
-        scatter in the backward pass); the listed view is derived on first read, as for the fixed-shape step."""
+    def all_pairs_terms(self, matrix: torch.Tensor, pairs: AllPairsSelection) -> dict[str, Terms]:
+        """The dense terms (:class:`Terms` with a mask) of the all x all rule: ``matrix`` is the ``(G, B, B)``
+        distance matrix with autograd (the similarity matrix where :attr:`matrix_is_similarity`), and ``pairs`` the
+        rule's pairs (:class:`~collapse.sampling.all_pairs.AllPairsSelection`: masks, label segments). A loss that
+        defines it trains with that rule without listing its pairs (no index lists of O(B^2) pairs, no scatter in
+        the backward pass); the listed view is derived on first read, as for the fixed-shape step."""
         raise NotImplementedError
 
     def reads_matrix(self, sampler: Sampler) -> bool:

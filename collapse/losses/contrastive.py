@@ -15,7 +15,7 @@ silently stop the gradient of such batches. ``tests/test_interop.py`` pins both 
 
 One formula, three layouts: :meth:`ContrastiveLoss.pos_term` and :meth:`~ContrastiveLoss.neg_term` serve the listed
 pairs (``compute_terms``), the fixed-shape step with masks (``anchor_terms``, see :mod:`collapse.losses.base`) and
-the all x all rule as masks over the whole matrix (``pair_mask_terms``).
+the all x all rule as masks over the whole matrix (``all_pairs_terms``).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import torch
 from collapse._validation import check_real
 from collapse.losses.base import MetricLoss, anchor_values
 from collapse.losses.terms import Terms
+from collapse.sampling.all_pairs import AllPairsSelection
 from collapse.sampling.selection import AnchorSelection
 from collapse.sampling.tuples import Pairs, Tuples
 
@@ -56,7 +57,8 @@ class ContrastiveLoss(MetricLoss):
             "neg_loss": pair_terms(self.neg_term(neg.gather(dist)), neg, "neg_pair"),
         }
 
-    def pair_mask_terms(self, dist, positive: torch.Tensor, negative: torch.Tensor) -> dict[str, Terms]:
+    def all_pairs_terms(self, dist, pairs: AllPairsSelection) -> dict[str, Terms]:
+        positive, negative = pairs.masks
         n_groups, batch, _ = dist.shape
         shape = (n_groups, batch, batch)
         g = torch.arange(n_groups, device=dist.device).view(-1, 1, 1).expand(shape)

@@ -9,10 +9,10 @@ For an anchor :math:`a` with selected positives :math:`P_a` and negatives :math:
 averaged over anchors that have a positive. With easy positive sampling :math:`P_a` is the single nearest
 same-label sample.
 
-One formula, two layouts: the halves :meth:`MultiSimilarityLoss.negative_half` and
-:meth:`~MultiSimilarityLoss.positive_half` serve the listed anchors (``compute_terms``) and the fixed-shape step
+One formula, three layouts: the halves :meth:`MultiSimilarityLoss.negative_half` and
+:meth:`~MultiSimilarityLoss.positive_half` serve the listed anchors (``compute_terms``), the fixed-shape step
 (``anchor_terms``: every anchor's row of the similarity matrix, weighted by whether it has a positive; see
-:mod:`collapse.losses.base`).
+:mod:`collapse.losses.base`) and the all x all rule as row masks (``all_pairs_terms``).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from collapse._fastgrad import log1p_sum_exp
 from collapse._validation import check_real
 from collapse.losses.base import MetricLoss, anchor_values
 from collapse.losses.terms import Terms
+from collapse.sampling.all_pairs import AllPairsSelection
 from collapse.sampling.selection import AnchorSelection
 from collapse.sampling.tuples import Tuples
 
@@ -91,6 +92,28 @@ class MultiSimilarityLoss(MetricLoss):
             pos_rows = pos.reshape(-1, batch) if every else pos[g, a]
             losses = losses + log1p_sum_exp(rows, pos_rows, -self.alpha, self.base) / self.alpha
         return {"loss": Terms(losses, g, (a,), "anchor")}
+
+    def all_pairs_terms(self, sim: torch.Tensor, pairs: AllPairsSelection) -> dict[str, Terms]:
+        # Every positive and every negative of each anchor; anchors without a positive are not terms.
+        segments = pairs.segments
+        if segments is None:
+            positive, negative = pairs.masks
+            positive_half = log1p_sum_exp(sim, positive, -self.alpha, self.base) / self.alpha
+            losses = self.negative_half(sim, negative) + positive_half
+        else:
+            # On eager CPU steps, by label segment: the negatives are every column but the anchor's label members
+            # (a scatter, as in the easy-positive step), the positives the members themselves, gathered (B x M, not
+            # an exponential pass over B x B); padding repeats and the anchor itself are not counted.
+            members = segments.members
+            k = torch.arange(members.shape[-1], device=sim.device)
+            anchor = torch.arange(members.shape[-2], device=sim.device).unsqueeze(-1)
+            counted = (k < segments.count.unsqueeze(-1)) & (members != anchor)
+            positive_half = log1p_sum_exp(sim.gather(-1, members), counted, -self.alpha, self.base) / self.alpha
+            losses = self.negative_half(sim, None, members) + positive_half
+        n_groups, batch = losses.shape
+        g = torch.arange(n_groups, device=sim.device).unsqueeze(-1).expand(n_groups, batch)
+        a = torch.arange(batch, device=sim.device).expand(n_groups, batch)
+        return {"loss": Terms(losses, g, (a,), "anchor", mask=pairs.has_positive)}
 
     def anchor_terms(self, sim: torch.Tensor, selection: AnchorSelection, labels: torch.Tensor) -> dict[str, Terms]:
         s = selection

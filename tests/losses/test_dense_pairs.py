@@ -1,6 +1,6 @@
-"""The dense all-pairs step (the all x all rule as two masks over the matrix, for losses with ``pair_mask_terms``)
-equals the listed-pair path: values, listed terms, tuples and gradients; and the rule's edge cases behave as the
-listed path's."""
+"""The dense all-pairs step (the all x all rule as masks or label segments over the matrix, for losses with
+``all_pairs_terms``: contrastive, multi-similarity) equals the listed-pair path: values, listed terms, tuples and
+gradients; and the rule's edge cases behave as the listed path's."""
 
 import warnings
 
@@ -50,6 +50,7 @@ def test_dense_path_is_taken_only_for_the_plain_all_x_all_rule():
     assert not loss._dense_pairs(Sampler("all", "hard"))
     assert not loss._dense_pairs(Sampler("easy", "all"))
     assert not make_loss("triplet")._dense_pairs(Sampler("all", "all"))  # triplets are not pairs
+    assert make_loss("multisimilarity")._dense_pairs(Sampler("all", "all"))
 
 
 def test_no_positive_in_the_batch_warns_and_keeps_the_graph():
@@ -67,3 +68,27 @@ def test_a_batch_with_positives_does_not_warn():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         make_loss("contrastive")(x, torch.tensor([0, 0, 1, 1, 2, 2, 3, 3]))
+
+
+@pytest.mark.parametrize("G", [1, 3])
+@pytest.mark.parametrize("segments", [True, False])
+def test_dense_multisimilarity_equals_the_listed_anchors(G, segments, monkeypatch):
+    """Both forms of the multi-similarity terms (label segments on eager CPU steps, masks elsewhere)."""
+    from collapse.sampling.all_pairs import AllPairsSelection
+
+    if not segments:
+        monkeypatch.setattr(AllPairsSelection, "segments", property(lambda self: None))
+    x, labels = _batch(G)
+    loss = make_loss("multisimilarity")
+    e1, e2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    dense = loss(e1, labels)
+    listed = loss.from_distances(loss.distance(e2), labels, dim=x.shape[-1])
+    torch.testing.assert_close(dense.per_group, listed.per_group, rtol=1e-12, atol=1e-14)
+    dense.loss.backward()
+    listed.loss.backward()
+    torch.testing.assert_close(e1.grad, e2.grad, rtol=1e-10, atol=1e-13)
+    (t,), (ref,) = dense.terms.values(), listed.terms.values()
+    assert t.kind == ref.kind == "anchor" and torch.equal(t.group, ref.group)
+    assert torch.equal(t.indices[0], ref.indices[0])
+    torch.testing.assert_close(t.losses, ref.losses, rtol=1e-12, atol=1e-14)
+    assert len(dense.tuples.positive_pairs) == len(listed.tuples.positive_pairs)
