@@ -212,9 +212,10 @@ def anchor_distances(
     return _AnchorDistance.apply(x, j, kind, unit, float(eps), tuple(shape) if shape is not None else (x.shape[0],))
 
 
-def _log1p_sum_exp_weights(s, mask, exclude, scale: float, shift: float):
+def _log1p_sum_exp_weights(s, mask, exclude, scale: float, shift: float, one: bool = True):
     """``(weights, total, top)`` of :func:`log1p_sum_exp`: ``weights = exp(scale (s - shift) - top)`` (0 where not
-    counted), ``total = exp(-top) + sum(weights)``, ``top = max(0, max_j scale (s_j - shift))``, each row."""
+    counted), ``total = exp(-top) + sum(weights)``, ``top = max(0, max_j scale (s_j - shift))``, each row; without
+    ``one`` (:func:`log_sum_exp`) ``total = sum(weights)`` and ``top = max_j scale (s_j - shift)``."""
     if exclude is None:
         x = torch.sub(s, shift, out=kept_buffer("log1p-sum-exp", tuple(s.shape), s))
         x = x.mul_(scale).masked_fill_(~mask, float("-inf"))
@@ -225,21 +226,25 @@ def _log1p_sum_exp_weights(s, mask, exclude, scale: float, shift: float):
         x = torch.mul(s, scale, out=kept_buffer("log1p-sum-exp", tuple(s.shape), s))
         x = x.scatter_(-1, exclude, float("-inf"))
         offset = scale * shift
-    top = x.amax(dim=-1, keepdim=True).sub_(offset).clamp_min_(0.0)  # the "1" is the term exp(0)
+    top = x.amax(dim=-1, keepdim=True).sub_(offset)
+    if one:
+        top.clamp_min_(0.0)  # the "1" is the term exp(0)
     weights = x.sub_(top + offset).exp_()
-    total = weights.sum(dim=-1, keepdim=True).add_(torch.exp(-top))
+    total = weights.sum(dim=-1, keepdim=True)
+    if one:
+        total.add_(torch.exp(-top))
     return weights, total, top
 
 
 class _Log1pSumExp(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, s: torch.Tensor, mask, exclude, scale: float, shift: float, pick) -> torch.Tensor:
-        weights, total, top = _log1p_sum_exp_weights(s, mask, exclude, scale, shift)
+    def forward(ctx, s: torch.Tensor, mask, exclude, scale: float, shift: float, pick, one: bool) -> torch.Tensor:
+        weights, total, top = _log1p_sum_exp_weights(s, mask, exclude, scale, shift, one)
         # s, mask and exclude are kept (references, no copies) only to rebuild the weights if backward runs again.
         # The weights are an intermediate that the first backward overwrites, so they are held on ctx, outside the
         # saved tensors' version check.
         ctx.save_for_backward(total, pick, s, mask, exclude)
-        ctx.weights, ctx.scale, ctx.shift = weights, scale, shift
+        ctx.weights, ctx.scale, ctx.shift, ctx.one = weights, scale, shift, one
         value = (top + torch.log(total)).squeeze(-1)
         if pick is None:
             return value
@@ -252,7 +257,7 @@ class _Log1pSumExp(torch.autograd.Function):
         weights, ctx.weights = ctx.weights, None
         if weights is None:
             # A second backward through a retained graph: the first one wrote its gradient over the saved weights.
-            weights = _log1p_sum_exp_weights(s, mask, exclude, ctx.scale, ctx.shift)[0]
+            weights = _log1p_sum_exp_weights(s, mask, exclude, ctx.scale, ctx.shift, ctx.one)[0]
         # The gradient is written over the saved weights, which nothing else reads: a fresh (..., B, B) tensor
         # would cost page faults on every step on a CPU.
         grad = weights.mul_(g.unsqueeze(-1) * ctx.scale / total)
@@ -260,7 +265,7 @@ class _Log1pSumExp(torch.autograd.Function):
             # The picked entries' gradient, added in place: autograd would otherwise build a second dense (..., B)
             # gradient for the gather and add the two.
             grad.scatter_add_(-1, pick.unsqueeze(-1), g_picked.unsqueeze(-1))
-        return grad, None, None, None, None, None
+        return grad, None, None, None, None, None, None
 
 
 def log1p_sum_exp(
@@ -280,7 +285,17 @@ def log1p_sum_exp(
     ``s.gather(-1, pick[..., None])[..., 0]``, whose gradient joins the same dense gradient of ``s``."""
     if (mask is None) == (exclude is None):
         raise ValueError("give exactly one of mask and exclude")
-    return _Log1pSumExp.apply(s, mask, exclude, float(scale), float(shift), pick)
+    return _Log1pSumExp.apply(s, mask, exclude, float(scale), float(shift), pick, True)
+
+
+def log_sum_exp(
+    s: torch.Tensor, scale: float = 1.0, *, mask: torch.Tensor | None = None, exclude: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Row-wise ``log(sum_{j counted} exp(scale * s_j))``, stably: :func:`log1p_sum_exp` without the ``1`` (the
+    same one-node forward and backward; ``mask`` or ``exclude`` as there). Every row needs a counted entry."""
+    if (mask is None) == (exclude is None):
+        raise ValueError("give exactly one of mask and exclude")
+    return _Log1pSumExp.apply(s, mask, exclude, float(scale), 0.0, None, False)
 
 
 class _Gram(torch.autograd.Function):

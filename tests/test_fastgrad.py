@@ -8,6 +8,7 @@ from collapse._fastgrad import (
     PAIR_KINDS,
     anchor_distances,
     log1p_sum_exp,
+    log_sum_exp,
     pair_distance,
     unit_rows,
     unit_rows_and_norms,
@@ -70,6 +71,25 @@ def test_log1p_sum_exp_matches_logsumexp_and_gradcheck(scale, shift):
     torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
     assert out[2] == 0
     torch.autograd.gradcheck(lambda t: log1p_sum_exp(t, mask, scale, shift), (s.clone().requires_grad_(),))
+
+
+@pytest.mark.parametrize("scale", [1.0, 10.0, -2.0])
+@pytest.mark.parametrize("by_exclude", [False, True])
+def test_log_sum_exp_matches_logsumexp_and_gradcheck(scale, by_exclude):
+    gen = torch.Generator().manual_seed(4)
+    s = torch.rand(6, 8, generator=gen, dtype=torch.float64) * 2 - 1
+    if by_exclude:
+        exclude = torch.arange(6).unsqueeze(-1)  # each row's own column, as SupCon's denominator drops the anchor
+        mask, kw = torch.ones(6, 8, dtype=torch.bool).scatter_(-1, exclude, False), {"exclude": exclude}
+    else:
+        mask = torch.rand(6, 8, generator=gen) > 0.4
+        mask[:, 0] = True  # every row needs a counted entry
+        kw = {"mask": mask}
+    ref = torch.logsumexp((scale * s).masked_fill(~mask, float("-inf")), dim=1)
+    torch.testing.assert_close(log_sum_exp(s, scale, **kw), ref, rtol=1e-12, atol=1e-12)
+    torch.autograd.gradcheck(lambda t: log_sum_exp(t, scale, **kw), (s.clone().requires_grad_(),))
+    with pytest.raises(ValueError, match="exactly one of mask and exclude"):
+        log_sum_exp(s, scale)
 
 
 @pytest.mark.parametrize("by_exclude", [False, True])

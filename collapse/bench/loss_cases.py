@@ -19,7 +19,7 @@ float64 copy of the same batch that the two sides compute the same thing:
   reads the matrix, so both sides need the ``B x B x d`` product forward and backward; that bounds the ratio.
 * ``supcon all/all`` and ``multisimilarity all/all``: ``make_loss("supcon")`` and ``make_loss("multisimilarity")``
   (every positive, every negative) vs PML's ``SupConLoss(temperature=0.1)`` and ``MultiSimilarityLoss`` without a
-  miner. Checked: value and gradient. SupCon runs on listed tuples, so it has no compiled row.
+  miner. Checked: value and gradient.
 * ``multisimilarity, PML's MultiSimilarityMiner`` (reference row, timing only): PML's published recipe
   ``MultiSimilarityMiner`` + ``MultiSimilarityLoss``. collapse has no multi-similarity miner (its positive half
   would drop the easy positive), so there is nothing identical to check; the row shows what PML users pay.
@@ -56,9 +56,6 @@ class LossCase:
     description: str
     #: The check runs PML's miner (so it is skipped where PML is too slow to time).
     check_runs_pml_miner: bool = True
-    #: The step has a compiled row: a fixed-shape step (one graph). Losses whose all-positives rule runs on listed
-    #: tuples (data-dependent shapes) have none.
-    compiled: bool = True
 
 
 def make_batch(
@@ -297,7 +294,6 @@ LOSS_CASES: dict[str, LossCase] = {
             _supcon_pml,
             _all_pairs_check("supcon", _supcon_pml),
             "supervised contrastive (temperature 0.1), every positive against every sample (PML SupConLoss)",
-            compiled=False,
         ),
         LossCase(
             "multisimilarity all/all",

@@ -141,7 +141,7 @@ def _plan(config: BenchConfig) -> list[tuple[str, str, int | None]]:
         plan += [
             ("compiled", c, b)
             for c in config.loss_cases
-            if LOSS_CASES[c].check is not None and LOSS_CASES[c].compiled
+            if LOSS_CASES[c].check is not None
             for b in config.compiled_sizes
         ]
     if "eval" in config.sections:

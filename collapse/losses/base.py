@@ -242,7 +242,7 @@ class MetricLoss(nn.Module):
         sampler = sampler or self.sampler
         if emb.shape[-2] and self._fixed_shape(sampler):
             return self._forward_fixed(emb, labels, sampler)
-        if emb.shape[-2] and self._dense_pairs(sampler):
+        if emb.shape[-2] > 1 and self._dense_pairs(sampler):  # one sample: no pair; the listed path says so
             return self._forward_dense(emb, labels, sampler)
         if not (self.pairwise_terms and sampler.negative.per_pair):
             return self.from_distances(self.distance(emb), labels, dim=emb.shape[-1], sampler=sampler)

@@ -44,10 +44,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from collapse._fastgrad import log_sum_exp
 from collapse._validation import check_real
 from collapse.losses.base import MetricLoss
 from collapse.losses.positive_weights import PositiveWeights
 from collapse.losses.terms import Terms
+from collapse.sampling.all_pairs import AllPairsSelection
 from collapse.sampling.tuples import Tuples
 
 __all__ = ["SupConLoss", "masked_logsumexp"]
@@ -90,6 +92,39 @@ class SupConLoss(MetricLoss):
                 f"got {type(positive_weights).__name__}"
             )
         self.positive_weights = positive_weights
+
+    #: The dense all-pairs step (:meth:`all_pairs_terms`) takes the similarity matrix (cosine: the Gram matrix).
+    matrix_is_similarity = True
+
+    def _dense_pairs(self, sampler) -> bool:
+        # The published form only (uniform weights, positives in the denominator); the others stay listed.
+        return super()._dense_pairs(sampler) and self.positive_weights is None and self.positives_in_denominator
+
+    def all_pairs_terms(self, sim: torch.Tensor, pairs: AllPairsSelection) -> dict[str, Terms]:
+        r"""The published SupCon with every positive and every negative: :math:`\ell_a = \log\sum_{k \ne a}
+        e^{s_{ak}} - \frac{1}{|P_a|}\sum_{p \in P_a} s_{ap}` (an anchor with a positive has every other sample in
+        :math:`P_a \cup N_a`), for the anchors with a positive."""
+        n_groups, batch = sim.shape[:2]
+        device = sim.device
+        anchor = torch.arange(batch, device=device).unsqueeze(-1)
+        # log sum_{k != a} exp(S_ak / tau): the anchor's own column excluded by a scatter, tau folded into the pass.
+        lse = log_sum_exp(sim, 1.0 / self.temperature, exclude=anchor.expand(n_groups, batch, 1))
+        segments = pairs.segments
+        if segments is None:
+            positive, _ = pairs.masks
+            total = torch.where(positive, sim, 0.0).sum(-1)
+            count = positive.sum(-1)
+        else:
+            # On eager CPU steps the positives are read from the label segment (B x M), not masked over B x B.
+            members = segments.members
+            k = torch.arange(members.shape[-1], device=device)
+            counted = (k < segments.count.unsqueeze(-1)) & (members != anchor)
+            total = torch.where(counted, sim.gather(-1, members), 0.0).sum(-1)
+            count = segments.count - 1
+        losses = lse - total / (count.clamp_min(1).to(sim.dtype) * self.temperature)
+        g = torch.arange(n_groups, device=device).unsqueeze(-1).expand(n_groups, batch)
+        a = torch.arange(batch, device=device).expand(n_groups, batch)
+        return {"loss": Terms(losses, g, (a,), "anchor", mask=pairs.has_positive)}
 
     def logits(self, dist: torch.Tensor) -> torch.Tensor:
         """:math:`s = S / \\tau`, the (G, B, B) logits."""

@@ -51,6 +51,10 @@ def test_dense_path_is_taken_only_for_the_plain_all_x_all_rule():
     assert not loss._dense_pairs(Sampler("easy", "all"))
     assert not make_loss("triplet")._dense_pairs(Sampler("all", "all"))  # triplets are not pairs
     assert make_loss("multisimilarity")._dense_pairs(Sampler("all", "all"))
+    assert make_loss("supcon")._dense_pairs(Sampler("all", "all"))
+    # SupCon's other forms (weighted positives, positives out of the denominator) stay on the listed path.
+    assert not make_loss("supcon-weighted")._dense_pairs(Sampler("all", "all"))
+    assert not make_loss("supcon", positives_in_denominator=False)._dense_pairs(Sampler("all", "all"))
 
 
 def test_no_positive_in_the_batch_warns_and_keeps_the_graph():
@@ -72,14 +76,15 @@ def test_a_batch_with_positives_does_not_warn():
 
 @pytest.mark.parametrize("G", [1, 3])
 @pytest.mark.parametrize("segments", [True, False])
-def test_dense_multisimilarity_equals_the_listed_anchors(G, segments, monkeypatch):
-    """Both forms of the multi-similarity terms (label segments on eager CPU steps, masks elsewhere)."""
+@pytest.mark.parametrize("name", ["multisimilarity", "supcon"])
+def test_dense_anchor_losses_equal_the_listed_anchors(name, G, segments, monkeypatch):
+    """Both forms of the per-anchor terms (label segments on eager CPU steps, masks elsewhere)."""
     from collapse.sampling.all_pairs import AllPairsSelection
 
     if not segments:
         monkeypatch.setattr(AllPairsSelection, "segments", property(lambda self: None))
     x, labels = _batch(G)
-    loss = make_loss("multisimilarity")
+    loss = make_loss(name)
     e1, e2 = x.clone().requires_grad_(), x.clone().requires_grad_()
     dense = loss(e1, labels)
     listed = loss.from_distances(loss.distance(e2), labels, dim=x.shape[-1])
@@ -92,3 +97,14 @@ def test_dense_multisimilarity_equals_the_listed_anchors(G, segments, monkeypatc
     assert torch.equal(t.indices[0], ref.indices[0])
     torch.testing.assert_close(t.losses, ref.losses, rtol=1e-12, atol=1e-14)
     assert len(dense.tuples.positive_pairs) == len(listed.tuples.positive_pairs)
+
+
+@pytest.mark.parametrize("name", ["contrastive", "multisimilarity", "supcon"])
+def test_one_sample_and_one_pair_batches(name):
+    for labels in ([0], [0, 0], [0, 1]):
+        x = torch.randn(len(labels), 3, dtype=torch.float64, requires_grad=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            out = make_loss(name)(x, torch.tensor(labels))
+        out.loss.backward()
+        assert torch.isfinite(out.loss) and torch.isfinite(x.grad).all()
