@@ -216,14 +216,17 @@ def _log1p_sum_exp_weights(s, mask, exclude, scale: float, shift: float, one: bo
     """``(weights, total, top)`` of :func:`log1p_sum_exp`: ``weights = exp(scale (s - shift) - top)`` (0 where not
     counted), ``total = exp(-top) + sum(weights)``, ``top = max(0, max_j scale (s_j - shift))``, each row; without
     ``one`` (:func:`log_sum_exp`) ``total = sum(weights)`` and ``top = max_j scale (s_j - shift)``."""
+    # One kept buffer per kind of input: a step that takes the (B, B) matrix and then a (B, M) gather (the
+    # all-pairs multi-similarity) would otherwise swap the large buffer for the small one on every call.
+    name = "log1p-sum-exp" if s.shape[-1] == s.shape[-2] else "log1p-sum-exp/rows"
     if exclude is None:
-        x = torch.sub(s, shift, out=kept_buffer("log1p-sum-exp", tuple(s.shape), s))
+        x = torch.sub(s, shift, out=kept_buffer(name, tuple(s.shape), s))
         x = x.mul_(scale).masked_fill_(~mask, float("-inf"))
         offset = 0.0
     else:
         # scale * s in one pass and -inf at the excluded entries (a scatter of their indices, not a pass over a
         # boolean mask); the shift goes into the subtracted maximum below.
-        x = torch.mul(s, scale, out=kept_buffer("log1p-sum-exp", tuple(s.shape), s))
+        x = torch.mul(s, scale, out=kept_buffer(name, tuple(s.shape), s))
         x = x.scatter_(-1, exclude, float("-inf"))
         offset = scale * shift
     top = x.amax(dim=-1, keepdim=True).sub_(offset)
@@ -248,6 +251,8 @@ class _Log1pSumExp(torch.autograd.Function):
         value = (top + torch.log(total)).squeeze(-1)
         if pick is None:
             return value
+        if pick.dim() == s.dim():  # several columns per row
+            return value, s.gather(-1, pick)
         return value, s.gather(-1, pick.unsqueeze(-1)).squeeze(-1)
 
     @staticmethod
@@ -264,7 +269,9 @@ class _Log1pSumExp(torch.autograd.Function):
         if pick is not None and g_picked is not None:
             # The picked entries' gradient, added in place: autograd would otherwise build a second dense (..., B)
             # gradient for the gather and add the two.
-            grad.scatter_add_(-1, pick.unsqueeze(-1), g_picked.unsqueeze(-1))
+            if pick.dim() < grad.dim():
+                pick, g_picked = pick.unsqueeze(-1), g_picked.unsqueeze(-1)
+            grad.scatter_add_(-1, pick, g_picked)
         return grad, None, None, None, None, None, None
 
 
@@ -281,21 +288,28 @@ def log1p_sum_exp(
 
     ``exclude`` (``(..., M)`` column indices per row, repeats allowed) may replace ``mask``: every entry except
     those is counted. It is a scatter of ``M`` entries per row instead of a pass over a boolean mask, which costs
-    several float passes on a CPU. With ``pick`` (one column index per row) it also returns
-    ``s.gather(-1, pick[..., None])[..., 0]``, whose gradient joins the same dense gradient of ``s``."""
+    several float passes on a CPU. With ``pick`` (one column index per row, shape ``(...)``) it also returns
+    ``s.gather(-1, pick[..., None])[..., 0]``, or, with several per row (shape ``(..., M)``), ``s.gather(-1, pick)``;
+    their gradient joins the same dense gradient of ``s`` (no second dense gradient for autograd to add)."""
     if (mask is None) == (exclude is None):
         raise ValueError("give exactly one of mask and exclude")
     return _Log1pSumExp.apply(s, mask, exclude, float(scale), float(shift), pick, True)
 
 
 def log_sum_exp(
-    s: torch.Tensor, scale: float = 1.0, *, mask: torch.Tensor | None = None, exclude: torch.Tensor | None = None
-) -> torch.Tensor:
+    s: torch.Tensor,
+    scale: float = 1.0,
+    *,
+    mask: torch.Tensor | None = None,
+    exclude: torch.Tensor | None = None,
+    pick: torch.Tensor | None = None,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Row-wise ``log(sum_{j counted} exp(scale * s_j))``, stably: :func:`log1p_sum_exp` without the ``1`` (the
-    same one-node forward and backward; ``mask`` or ``exclude`` as there). Every row needs a counted entry."""
+    same one-node forward and backward; ``mask``, ``exclude`` and ``pick`` as there). Every row needs a counted
+    entry."""
     if (mask is None) == (exclude is None):
         raise ValueError("give exactly one of mask and exclude")
-    return _Log1pSumExp.apply(s, mask, exclude, float(scale), 0.0, None, False)
+    return _Log1pSumExp.apply(s, mask, exclude, float(scale), 0.0, pick, False)
 
 
 class _Gram(torch.autograd.Function):

@@ -185,3 +185,24 @@ def test_anchor_distances_of_unit_rows_differentiate_through_the_normalisation(k
     )
     with pytest.raises(ValueError, match="unit must be"):
         anchor_distances(xa, j, kind, unit=(u, norms.reshape(-1)))
+
+
+@pytest.mark.parametrize("plus_one", [True, False])
+def test_pick_of_several_columns_per_row_joins_the_dense_gradient(plus_one):
+    gen = torch.Generator().manual_seed(5)
+    s = (torch.rand(2, 5, 7, generator=gen, dtype=torch.float64) * 2 - 1).requires_grad_()
+    pick = torch.tensor([[0, 1, 1], [2, 3, 3], [4, 4, 4], [5, 6, 0], [1, 2, 3]]).expand(2, 5, 3)  # repeats allowed
+    exclude = torch.arange(5).view(1, 5, 1).expand(2, 5, 1)
+    w = torch.rand(2, 5, 3, generator=gen, dtype=torch.float64)
+    if plus_one:
+        value, picked = log1p_sum_exp(s, None, 3.0, 0.5, exclude=exclude, pick=pick)
+    else:
+        value, picked = log_sum_exp(s, 3.0, exclude=exclude, pick=pick)
+    assert torch.equal(picked, s.gather(-1, pick))
+    (value.sum() + (w * picked).sum()).backward()
+    t = s.detach().clone().requires_grad_()
+    x = (3.0 * (t - (0.5 if plus_one else 0.0))).scatter(-1, exclude, float("-inf"))
+    if plus_one:
+        x = torch.cat([torch.zeros(2, 5, 1, dtype=t.dtype), x], dim=-1)
+    (torch.logsumexp(x, dim=-1).sum() + (w * t.gather(-1, pick)).sum()).backward()
+    torch.testing.assert_close(s.grad, t.grad, rtol=1e-12, atol=1e-12)

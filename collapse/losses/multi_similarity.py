@@ -108,8 +108,10 @@ class MultiSimilarityLoss(MetricLoss):
             k = torch.arange(members.shape[-1], device=sim.device)
             anchor = torch.arange(members.shape[-2], device=sim.device).unsqueeze(-1)
             counted = (k < segments.count.unsqueeze(-1)) & (members != anchor)
-            positive_half = log1p_sum_exp(sim.gather(-1, members), counted, -self.alpha, self.base) / self.alpha
-            losses = self.negative_half(sim, None, members) + positive_half
+            # The members' similarities are read by the negative half's own operation (pick), so that their
+            # gradient joins its dense gradient of S.
+            negative_half, same = self.negative_half(sim, None, members, pick=members)
+            losses = negative_half + log1p_sum_exp(same, counted, -self.alpha, self.base) / self.alpha
         n_groups, batch = losses.shape
         g = torch.arange(n_groups, device=sim.device).unsqueeze(-1).expand(n_groups, batch)
         a = torch.arange(batch, device=sim.device).expand(n_groups, batch)

@@ -108,18 +108,21 @@ class SupConLoss(MetricLoss):
         device = sim.device
         anchor = torch.arange(batch, device=device).unsqueeze(-1)
         # log sum_{k != a} exp(S_ak / tau): the anchor's own column excluded by a scatter, tau folded into the pass.
-        lse = log_sum_exp(sim, 1.0 / self.temperature, exclude=anchor.expand(n_groups, batch, 1))
+        exclude = anchor.expand(n_groups, batch, 1)
         segments = pairs.segments
         if segments is None:
+            lse = log_sum_exp(sim, 1.0 / self.temperature, exclude=exclude)
             positive, _ = pairs.masks
             total = torch.where(positive, sim, 0.0).sum(-1)
             count = positive.sum(-1)
         else:
-            # On eager CPU steps the positives are read from the label segment (B x M), not masked over B x B.
+            # On eager CPU steps the positives are read from the label segment (B x M), not masked over B x B, by
+            # the same operation as the denominator (pick), so that their gradient joins its dense gradient of S.
             members = segments.members
+            lse, same = log_sum_exp(sim, 1.0 / self.temperature, exclude=exclude, pick=members)
             k = torch.arange(members.shape[-1], device=device)
             counted = (k < segments.count.unsqueeze(-1)) & (members != anchor)
-            total = torch.where(counted, sim.gather(-1, members), 0.0).sum(-1)
+            total = torch.where(counted, same, 0.0).sum(-1)
             count = segments.count - 1
         losses = lse - total / (count.clamp_min(1).to(sim.dtype) * self.temperature)
         g = torch.arange(n_groups, device=device).unsqueeze(-1).expand(n_groups, batch)
