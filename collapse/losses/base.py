@@ -7,9 +7,9 @@
 and returns a :class:`~collapse.losses.terms.LossOutput`. Embeddings are ``(B, d)`` for one batch or
 ``(G, B, d)`` for G independent runs trained in one tensor program; labels are ``(B,)`` or ``(G, B)``.
 
-Two layouts, one implementation. Each loss writes its per-tuple math once, as term functions of distance values
+Layouts, one implementation. Each loss writes its per-tuple math once, as term functions of distance values
 (e.g. :meth:`TripletMarginLoss.term(d_ap, d_an) <collapse.losses.triplet.TripletMarginLoss.term>`), and applies
-them in two layouts:
+them in two layouts, plus a third for the all x all rule:
 
 * **fixed-shape** (:meth:`MetricLoss.anchor_terms`), the training step of every sampler that picks one positive per
   anchor (easy, hard or random positives, with any negative rule): the sampler returns an
@@ -19,7 +19,13 @@ them in two layouts:
   ``torch.compile(fullgraph=True, dynamic=False)`` captures the whole forward and backward (one graph, zero graph
   breaks; tests/losses/test_fixed_shape.py) and a GPU can replay it as one CUDA graph;
 * **listed** (:meth:`MetricLoss.compute_terms`): index tuples (:class:`~collapse.sampling.tuples.Tuples`), for the
-  ``all`` positive rule, for the theory (which weights given tuples) and for rule subclasses that list their own.
+  ``all`` positive rule, for the theory (which weights given tuples) and for rule subclasses that list their own;
+* **dense all-pairs** (:meth:`MetricLoss.all_pairs_terms`, contrastive, multi-similarity and the published SupCon):
+  the training step of the plain ``all`` x ``all`` sampler, with the rule's pairs as masks over the matrix or, on
+  eager CPU steps, as each anchor's label segment (:class:`~collapse.sampling.all_pairs.AllPairsSelection`), so no
+  index list of the O(B^2) pairs is built. The terms are the same term functions or per-anchor sums (for SupCon, the
+  same log-sum-exp minus mean positive logit as ``supcon_terms``, over masks instead of lists); tests check the
+  values and gradients against the listed layout (tests/losses/test_dense_pairs.py).
 
 The listed view of a fixed-shape step (``LossOutput.terms``/``.tuples``) is derived from the masks on first read,
 so the per-tuple API stays what it was; tests check that both layouts give the same values and gradients. We chose
