@@ -59,11 +59,10 @@ class ContrastiveLoss(MetricLoss):
 
     def all_pairs_terms(self, dist, pairs: AllPairsSelection) -> dict[str, Terms]:
         positive, negative = pairs.masks
-        n_groups, batch, _ = dist.shape
-        shape = (n_groups, batch, batch)
-        g = torch.arange(n_groups, device=dist.device).view(-1, 1, 1).expand(shape)
-        a = torch.arange(batch, device=dist.device).view(1, -1, 1).expand(shape)
-        b = torch.arange(batch, device=dist.device).view(1, 1, -1).expand(shape)
+        shape = positive.shape
+        g = pairs.group_index.unsqueeze(-1).expand(shape)
+        a = pairs.anchor_index.unsqueeze(-1).expand(shape)
+        b = pairs.anchor_index.unsqueeze(-2).expand(shape)
         return {
             "pos_loss": Terms(self.pos_term(dist), g, (a, b), "pos_pair", mask=positive),
             "neg_loss": Terms(self.neg_term(dist), g, (a, b), "neg_pair", mask=negative),

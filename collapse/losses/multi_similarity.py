@@ -95,27 +95,19 @@ class MultiSimilarityLoss(MetricLoss):
 
     def all_pairs_terms(self, sim: torch.Tensor, pairs: AllPairsSelection) -> dict[str, Terms]:
         # Every positive and every negative of each anchor; anchors without a positive are not terms.
-        segments = pairs.segments
-        if segments is None:
+        if pairs.segments is None:
             positive, negative = pairs.masks
             positive_half = log1p_sum_exp(sim, positive, -self.alpha, self.base) / self.alpha
             losses = self.negative_half(sim, negative) + positive_half
         else:
             # On eager CPU steps, by label segment: the negatives are every column but the anchor's label members
             # (a scatter, as in the easy-positive step), the positives the members themselves, gathered (B x M, not
-            # an exponential pass over B x B); padding repeats and the anchor itself are not counted.
-            members = segments.members
-            k = torch.arange(members.shape[-1], device=sim.device)
-            anchor = torch.arange(members.shape[-2], device=sim.device).unsqueeze(-1)
-            counted = (k < segments.count.unsqueeze(-1)) & (members != anchor)
-            # The members' similarities are read by the negative half's own operation (pick), so that their
-            # gradient joins its dense gradient of S.
+            # an exponential pass over B x B). The members' similarities are read by the negative half's own
+            # operation (pick), so that their gradient joins its dense gradient of S.
+            members, counted = pairs.segment_positives()
             negative_half, same = self.negative_half(sim, None, members, pick=members)
             losses = negative_half + log1p_sum_exp(same, counted, -self.alpha, self.base) / self.alpha
-        n_groups, batch = losses.shape
-        g = torch.arange(n_groups, device=sim.device).unsqueeze(-1).expand(n_groups, batch)
-        a = torch.arange(batch, device=sim.device).expand(n_groups, batch)
-        return {"loss": Terms(losses, g, (a,), "anchor", mask=pairs.has_positive)}
+        return {"loss": Terms(losses, pairs.group_index, (pairs.anchor_index,), "anchor", mask=pairs.has_positive)}
 
     def anchor_terms(self, sim: torch.Tensor, selection: AnchorSelection, labels: torch.Tensor) -> dict[str, Terms]:
         s = selection

@@ -104,13 +104,10 @@ class SupConLoss(MetricLoss):
         r"""The published SupCon with every positive and every negative: :math:`\ell_a = \log\sum_{k \ne a}
         e^{s_{ak}} - \frac{1}{|P_a|}\sum_{p \in P_a} s_{ap}` (an anchor with a positive has every other sample in
         :math:`P_a \cup N_a`), for the anchors with a positive."""
-        n_groups, batch = sim.shape[:2]
-        device = sim.device
-        anchor = torch.arange(batch, device=device).unsqueeze(-1)
+        a = pairs.anchor_index
         # log sum_{k != a} exp(S_ak / tau): the anchor's own column excluded by a scatter, tau folded into the pass.
-        exclude = anchor.expand(n_groups, batch, 1)
-        segments = pairs.segments
-        if segments is None:
+        exclude = a.unsqueeze(-1)
+        if pairs.segments is None:
             lse = log_sum_exp(sim, 1.0 / self.temperature, exclude=exclude)
             positive, _ = pairs.masks
             total = torch.where(positive, sim, 0.0).sum(-1)
@@ -118,16 +115,12 @@ class SupConLoss(MetricLoss):
         else:
             # On eager CPU steps the positives are read from the label segment (B x M), not masked over B x B, by
             # the same operation as the denominator (pick), so that their gradient joins its dense gradient of S.
-            members = segments.members
+            members, counted = pairs.segment_positives()
             lse, same = log_sum_exp(sim, 1.0 / self.temperature, exclude=exclude, pick=members)
-            k = torch.arange(members.shape[-1], device=device)
-            counted = (k < segments.count.unsqueeze(-1)) & (members != anchor)
             total = torch.where(counted, same, 0.0).sum(-1)
-            count = segments.count - 1
+            count = pairs.segments.count - 1
         losses = lse - total / (count.clamp_min(1).to(sim.dtype) * self.temperature)
-        g = torch.arange(n_groups, device=device).unsqueeze(-1).expand(n_groups, batch)
-        a = torch.arange(batch, device=device).expand(n_groups, batch)
-        return {"loss": Terms(losses, g, (a,), "anchor", mask=pairs.has_positive)}
+        return {"loss": Terms(losses, pairs.group_index, (a,), "anchor", mask=pairs.has_positive)}
 
     def logits(self, dist: torch.Tensor) -> torch.Tensor:
         """:math:`s = S / \\tau`, the (G, B, B) logits."""

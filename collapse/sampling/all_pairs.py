@@ -45,6 +45,26 @@ class AllPairsSelection:
         return self._segments
 
     @property
+    def group_index(self) -> torch.Tensor:
+        """``g`` of every anchor, ``(G, B)`` (a broadcast view, as :attr:`AnchorSelection.group_index`)."""
+        n_groups, batch = self.labels.shape
+        return torch.arange(n_groups, device=self.labels.device).unsqueeze(-1).expand(n_groups, batch)
+
+    @property
+    def anchor_index(self) -> torch.Tensor:
+        """``a`` of every anchor, ``(G, B)`` (a broadcast view)."""
+        return torch.arange(self.labels.shape[-1], device=self.labels.device).expand_as(self.labels)
+
+    def segment_positives(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(members, counted)``, both ``(G, B, M)``, on eager CPU steps (:attr:`segments` is not ``None``): each
+        anchor's label members and whether the entry is one of its positives, i.e. a member within the segment's
+        count (not a padding repeat) other than the anchor itself."""
+        segments = self.segments
+        members = segments.members
+        k = torch.arange(members.shape[-1], device=members.device)
+        return members, (k < segments.count.unsqueeze(-1)) & (members != self.anchor_index.unsqueeze(-1))
+
+    @property
     def has_positive(self) -> torch.Tensor:
         """``(G, B)``: whether the anchor has a positive (another sample of its label)."""
         segments = self.segments

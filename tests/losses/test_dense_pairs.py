@@ -1,6 +1,6 @@
 """The dense all-pairs step (the all x all rule as masks or label segments over the matrix, for losses with
-``all_pairs_terms``: contrastive, multi-similarity) equals the listed-pair path: values, listed terms, tuples and
-gradients; and the rule's edge cases behave as the listed path's."""
+``all_pairs_terms``: contrastive, multi-similarity, SupCon) equals the listed-pair path: values, listed terms,
+tuples and gradients; and the rule's edge cases behave as the listed path's."""
 
 import warnings
 
