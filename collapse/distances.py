@@ -109,6 +109,20 @@ class Distance:
         matrix = torch.baddbmm(shift, x, x.transpose(-1, -2), beta=beta, alpha=self._order_scale, out=flat_out)
         return matrix.view(*lead, batch, batch) if out is None else out
 
+    def order_limit(self, radius: float, prepared: torch.Tensor) -> torch.Tensor:
+        r"""``(..., B, 1)`` limits ``t`` with :math:`D_{ij} < r \iff R_{ij} < t_i` in exact arithmetic, for the
+        :meth:`order_matrix` ``R`` of the same :meth:`prepare`-d embeddings ``(..., B, d)`` and a radius ``r``."""
+        if self._order_scale is None:
+            raise NotImplementedError(f"{type(self).__name__} has no order matrix; use the distance matrix")
+        limit = self._order_value(float(radius))
+        if not self._order_norms:
+            return prepared.new_full((*prepared.shape[:-1], 1), limit)
+        return (prepared * prepared).sum(-1, keepdim=True).neg_().add_(limit)
+
+    def _order_value(self, radius: float) -> float:
+        """The order matrix's value at distance ``radius`` before the row shift (see the module docstring)."""
+        raise NotImplementedError
+
     @property
     def has_order_matrix(self) -> bool:
         """Whether :meth:`order_matrix` is defined (a custom distance has only its matrix)."""
@@ -216,6 +230,9 @@ class EuclideanDistance(Distance):
     def _pairwise(self, x: torch.Tensor, y: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         return _safe_sqrt(_squared(x, y, out))
 
+    def _order_value(self, radius: float) -> float:
+        return radius * radius if radius > 0 else float("-inf")  # D < r <=> D^2 < r^2, for r > 0
+
 
 class SquaredEuclideanDistance(Distance):
     name = "sqeuclidean"
@@ -227,6 +244,9 @@ class SquaredEuclideanDistance(Distance):
 
     def _pairwise(self, x: torch.Tensor, y: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         return _squared(x, y, out)
+
+    def _order_value(self, radius: float) -> float:
+        return radius
 
 
 class CosineDistance(Distance):
@@ -245,6 +265,9 @@ class CosineDistance(Distance):
             return 1.0 - x @ y.transpose(-1, -2)
         # 1 - p is exactly (-p) + 1, so this is bitwise the matrix above.
         return torch.matmul(x, y.transpose(-1, -2), out=out).neg_().add_(1.0)
+
+    def _order_value(self, radius: float) -> float:
+        return radius - 1.0
 
     def similarity(self, dist: torch.Tensor) -> torch.Tensor:
         return 1.0 - dist

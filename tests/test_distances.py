@@ -173,6 +173,21 @@ def test_order_matrix_orders_every_row_as_the_distances(name, normalize, lead):
     assert dist.order_matrix(prepared, out=out) is out and torch.equal(out, order)
 
 
+@pytest.mark.parametrize("name,normalize", CASES)
+@pytest.mark.parametrize("radius", [-0.5, 0.0, 0.4, 1.0, 1.7, 30.0])
+def test_order_limit_says_which_entries_lie_within_a_radius(name, normalize, radius):
+    x = torch.randn(2, 11, 4, generator=torch.Generator().manual_seed(4), dtype=torch.float64) * 3.0
+    dist = _make(name, normalize)
+    prepared = dist.prepare(x)
+    order, full = dist.order_matrix(prepared), dist(prepared, prepared=True)
+    limit = dist.order_limit(radius, prepared)
+    assert limit.shape == (2, 11, 1)
+    away = (full - radius).abs() > 1e-9  # no entry within rounding of the radius decides the comparison
+    assert torch.equal((order < limit)[away], (full < radius)[away])
+    if radius <= 0 and name == "euclidean":
+        assert not (order < limit).any()  # a distance is never below a radius <= 0
+
+
 def test_a_distance_without_an_order_matrix_says_so():
     class Manhattan(EuclideanDistance):
         _order_scale = None
@@ -180,6 +195,8 @@ def test_a_distance_without_an_order_matrix_says_so():
     assert not Manhattan().has_order_matrix and EuclideanDistance().has_order_matrix
     with pytest.raises(NotImplementedError, match="no order matrix"):
         Manhattan().order_matrix(torch.ones(2, 3))
+    with pytest.raises(NotImplementedError, match="no order matrix"):
+        Manhattan().order_limit(1.0, torch.ones(2, 3))
     with pytest.raises(ValueError, match="shape"):
         EuclideanDistance().order_matrix(torch.ones(3))
 

@@ -64,6 +64,7 @@ from collapse.sampling.positives import AllPositives
 from collapse.sampling.sampler import Sampler
 from collapse.sampling.selection import AnchorSelection
 from collapse.sampling.tuples import Tuples, warn_if_no_positive
+from collapse.sampling.within import negatives_within
 
 __all__ = ["SCRATCH_ELEMENTS", "MetricLoss", "PairDistances", "anchor_values", "as_groups", "triplet_layout"]
 
@@ -325,11 +326,19 @@ class MetricLoss(nn.Module):
 
     def _forward_dense(self, emb: torch.Tensor, labels: torch.Tensor, sampler: Sampler) -> LossOutput:
         n_groups, batch, dim = emb.shape
+        pairs = AllPairsSelection(labels)
+        if (
+            type(self).pruned_pairs_terms is not MetricLoss.pruned_pairs_terms
+            and self.reducer.skips_zero_terms
+            and pairs.segments is not None  # eager CPU: the pruning reads the number of pairs kept back
+        ):
+            out = self._forward_pruned(emb, labels, sampler, pairs)
+            if out is not None:
+                return out
         prepared = self.distance.prepare(emb)
         sim = self.matrix_is_similarity
         # Similarity losses take the similarity matrix (for cosine, the Gram matrix with its one-product backward).
         matrix = self.distance.similarity_matrix(prepared) if sim else self.distance(prepared, prepared=True)
-        pairs = AllPairsSelection(labels)
         if not torch.compiler.is_compiling():
             warn_if_no_positive(pairs.n_positive_pairs(), n_groups * batch, warn=True, stacklevel=3)
         terms = self.all_pairs_terms(matrix, pairs)
@@ -339,6 +348,59 @@ class MetricLoss(nn.Module):
             return sampler(dist, labels, dim=dim, warn=False)
 
         return self._finish(terms, n_groups, matrix, listed, labels)
+
+    def _forward_pruned(
+        self, emb: torch.Tensor, labels: torch.Tensor, sampler: Sampler, pairs: AllPairsSelection
+    ) -> LossOutput | None:
+        """The dense step with only the pairs whose term can be non-zero (:meth:`pruned_pairs_terms`), their
+        distances recomputed with autograd in O(T d) (:class:`PairDistances`); ``None`` where the loss declines."""
+        if not self.distance.has_order_matrix:
+            return None
+        n_groups, batch, dim = emb.shape
+        with torch.no_grad():
+            detached, norms = self.distance.prepare_detached(emb)
+            order = self.distance.order_matrix(detached, out=self._scratch(n_groups, batch, detached))
+            # How far a recomputed pair distance may lie from the order matrix's: its rounding error, bounded through
+            # the squared distance (|D - D'| <= sqrt(|D^2 - D'^2|)) for rows of norm at most r.
+            eps = torch.finfo(order.dtype).eps
+            r2 = 1.0 if self.distance.normalize else float((detached * detached).sum(-1).max())
+            slack = max(2.0 * math.sqrt(16 * eps * r2), 64 * eps * r2)
+        searched = False
+
+        def within(radius: float, max_fraction: float) -> tuple[torch.Tensor, ...] | None:
+            nonlocal searched
+            if searched:
+                raise RuntimeError("within() runs once per step: it overwrites the order matrix")
+            searched = True
+            limit = self.distance.order_limit(radius + slack, detached)
+            members, has_positive = pairs.segments.members, pairs.has_positive
+            return negatives_within(order, limit, members, has_positive, max_fraction * order.numel())
+
+        dist = PairDistances(self.distance, detached, embeddings=emb, norms=norms)
+        terms = self.pruned_pairs_terms(dist, within, pairs)
+        if terms is None:
+            return None
+        warn_if_no_positive(pairs.n_positive_pairs(), n_groups * batch, warn=True, stacklevel=4)
+
+        def listed() -> Tuples:
+            with torch.no_grad():
+                return sampler(self.distance(detached, prepared=True), labels, dim=dim, warn=False)
+
+        return self._finish(terms, n_groups, dist, listed, labels)
+
+    def pruned_pairs_terms(
+        self,
+        dist: PairDistances,
+        within: Callable[[float, float], tuple[torch.Tensor, ...] | None],
+        pairs: AllPairsSelection,
+    ) -> dict[str, Terms] | None:
+        """The all x all rule's terms without the pairs whose term is exactly 0, for reducers that skip zero terms,
+        on eager CPU steps. ``dist`` gives distances with autograd (``dist[g, i, j]``, ``dist.anchors``);
+        ``within(radius, max_fraction)``, callable once, lists the rule's negative pairs ``(g, a, n)`` that may lie
+        closer than ``radius`` (:func:`~collapse.sampling.within.negatives_within`, with room for rounding), or gives
+        ``None`` when they are more than ``max_fraction`` of the matrix. Return ``None`` to take the dense path
+        instead. A loss that defines it keeps the full listing of its terms readable (:class:`PrunedTerms`)."""
+        raise NotImplementedError
 
     def all_pairs_terms(self, matrix: torch.Tensor, pairs: AllPairsSelection) -> dict[str, Terms]:
         """The dense terms (:class:`Terms` with a mask) of the all x all rule: ``matrix`` is the ``(G, B, B)``

@@ -24,7 +24,7 @@ import torch
 
 from collapse._validation import check_real
 from collapse.losses.base import MetricLoss, anchor_values
-from collapse.losses.terms import Terms
+from collapse.losses.terms import PrunedTerms, Terms
 from collapse.sampling.all_pairs import AllPairsSelection
 from collapse.sampling.selection import AnchorSelection
 from collapse.sampling.tuples import Pairs, Tuples
@@ -67,6 +67,34 @@ class ContrastiveLoss(MetricLoss):
             "pos_loss": Terms(self.pos_term(dist), g, (a, b), "pos_pair", mask=positive),
             "neg_loss": Terms(self.neg_term(dist), g, (a, b), "neg_pair", mask=negative),
         }
+
+    #: The largest fraction of the batch's pairs the pruned step keeps as negatives; past it the dense step (one
+    #: matrix with autograd) is cheaper than recomputing that many pairs.
+    max_pruned_fraction = 0.125
+
+    def pruned_pairs_terms(self, dist, within, pairs: AllPairsSelection) -> dict[str, Terms] | None:
+        """Every positive pair (from the label segments), and only the negative pairs inside the margin:
+        :math:`[m_- - D_{an}]_+ = 0` wherever :math:`D_{an} \\ge m_-`. Hinges far from their margin are the common
+        case (random and trained embeddings alike), and their pairs then cost nothing but the search."""
+        near = within(self.neg_margin, self.max_pruned_fraction)
+        if near is None:
+            return None
+        g, i, j = near
+        members, counted = pairs.segment_positives()
+        d_ap = torch.stack(dist.anchors(*members.unbind(-1)), dim=-1)
+        shape = members.shape
+        a = pairs.anchor_index.unsqueeze(-1).expand(shape)
+        positive = Terms(
+            self.pos_term(d_ap), pairs.group_index.unsqueeze(-1).expand(shape), (a, members), "pos_pair", mask=counted
+        )
+
+        def listing() -> Terms:
+            gn, an, n = pairs.masks[1].nonzero(as_tuple=True)
+            return Terms(self.neg_term(dist[gn, an, n]), gn, (an, n), "neg_pair")
+
+        values = self.neg_term(dist[g, i, j]) if len(g) else g.new_zeros(0, dtype=dist.dtype)
+        negative = PrunedTerms(values, g, (i, j), "neg_pair", listing)
+        return {"pos_loss": positive, "neg_loss": negative}
 
     def anchor_terms(self, dist, selection: AnchorSelection, labels: torch.Tensor) -> dict[str, Terms]:
         s = selection

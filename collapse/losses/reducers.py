@@ -56,6 +56,9 @@ def _safe_divide(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
 
 class Reducer:
     name = "reducer"
+    #: A zero term changes neither the reduced value nor its gradient (no count of all terms), so a loss may hand
+    #: over only its terms that can be non-zero (:class:`~collapse.losses.terms.PrunedTerms`).
+    skips_zero_terms = False
 
     def __call__(self, terms: dict[str, Terms], n_groups: int, like: torch.Tensor) -> torch.Tensor:
         parts = [self.reduce_one(t, n_groups) for t in terms.values()]
@@ -86,6 +89,7 @@ class MeanReducer(Reducer):
 
 
 class SumReducer(Reducer):
+    skips_zero_terms = True
     name = "sum"
 
     def reduce_one(self, terms, n_groups):
@@ -93,6 +97,7 @@ class SumReducer(Reducer):
 
 
 class AvgNonZeroReducer(Reducer):
+    skips_zero_terms = True
     name = "avg_nonzero"
 
     def reduce_one(self, terms, n_groups):
@@ -112,6 +117,7 @@ class DivisorReducer(Reducer):
     """Sum of every term, divided by the number of non-zero terms among the sub-losses named in ``counted``."""
 
     name = "divisor"
+    skips_zero_terms = True
 
     def __init__(self, counted: Sequence[str] = ("pos_loss", "neg_loss")) -> None:
         self.counted = tuple(counted)

@@ -9,7 +9,7 @@ import torch
 from collapse.sampling.selection import AnchorSelection
 from collapse.sampling.tuples import Tuples
 
-__all__ = ["LossOutput", "Terms"]
+__all__ = ["LossOutput", "PrunedTerms", "Terms"]
 
 
 class Terms:
@@ -52,6 +52,37 @@ class Terms:
 
     def __repr__(self) -> str:
         return f"Terms(kind={self.kind!r}, {len(self)} tuples{', fixed-shape' if self.mask is not None else ''})"
+
+
+class PrunedTerms(Terms):
+    """Flat terms that hold only the tuples whose term can be non-zero (a hinge inside its margin): what a reducer
+    that skips zero terms (:attr:`~collapse.losses.reducers.Reducer.skips_zero_terms`) needs, without computing the
+    rule's other tuples, whose terms are exactly 0. :meth:`compact` and ``len`` give the rule's full listing, zeros
+    included (``listing()``, built once on first read), as every other layout does."""
+
+    __slots__ = ("_full", "_listing")
+
+    def __init__(
+        self,
+        losses: torch.Tensor,
+        group: torch.Tensor,
+        indices: tuple[torch.Tensor, ...],
+        kind: str,
+        listing: Callable[[], Terms],
+    ) -> None:
+        super().__init__(losses, group, indices, kind)
+        self._listing, self._full = listing, None
+
+    def __len__(self) -> int:
+        return len(self.compact())
+
+    def compact(self) -> Terms:
+        if self._full is None:
+            self._full = self._listing()
+        return self._full
+
+    def __repr__(self) -> str:
+        return f"PrunedTerms(kind={self.kind!r}, {int(self.losses.numel())} of the rule's tuples held)"
 
 
 class LossOutput:

@@ -108,3 +108,92 @@ def test_one_sample_and_one_pair_batches(name):
             out = make_loss(name)(x, torch.tensor(labels))
         out.loss.backward()
         assert torch.isfinite(out.loss) and torch.isfinite(x.grad).all()
+
+
+def _spy_pruned(monkeypatch):
+    """Record whether each contrastive step took the pruned path (True) or declined it (False)."""
+    from collapse.losses.contrastive import ContrastiveLoss
+
+    taken, original = [], ContrastiveLoss.pruned_pairs_terms
+
+    def spy(self, *args):
+        out = original(self, *args)
+        taken.append(out is not None)
+        return out
+
+    monkeypatch.setattr(ContrastiveLoss, "pruned_pairs_terms", spy)
+    return taken
+
+
+def _close_negatives(G, B=40, d=16, seed=1):
+    """High-dimensional rows (other labels far apart) with a few planted negative pairs inside the margin, and a
+    singleton anchor (no positive: its negatives are not the rule's)."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(G, B, d, generator=gen, dtype=torch.float64)
+    labels = (torch.arange(B) // 4).repeat(G, 1)
+    labels[:, -1] = B  # a singleton
+    x[:, 5] = x[:, 9] + 0.2 * torch.randn(G, d, generator=gen, dtype=torch.float64)  # labels 1 and 2
+    x[:, 12] = x[:, 30] + 0.1 * torch.randn(G, d, generator=gen, dtype=torch.float64)
+    x[:, -1] = x[:, 0]  # the singleton sits on another label's sample
+    return x, labels
+
+
+@pytest.mark.parametrize("G", [1, 3])
+@pytest.mark.parametrize("distance,normalize,margin", [
+    ("euclidean", True, 1.0), ("sqeuclidean", True, 1.0), ("cosine", True, 0.4), ("euclidean", False, 3.0),
+])
+@pytest.mark.parametrize("reducer", ["avg_nonzero", "sum", "divisor"])
+def test_pruned_contrastive_equals_the_listed_pairs(G, distance, normalize, margin, reducer, monkeypatch):
+    """Reducers that skip zero terms get only the negative pairs inside the margin; value, gradient and the full
+    listing of terms are the listed path's."""
+    from collapse.distances import get_distance
+
+    taken = _spy_pruned(monkeypatch)
+    x, labels = _close_negatives(G)
+    dist = get_distance(distance) if normalize else type(get_distance(distance))(normalize=False)
+    loss = make_loss("contrastive", distance=dist, reducer=reducer, neg_margin=margin)
+    e1, e2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    dense = loss(e1, labels)
+    assert taken == [True]
+    held = dense.raw_terms["neg_loss"]
+    assert 0 < held.losses.numel() < 0.125 * G * 40 * 40 and bool((held.losses > 0).any())
+    listed = loss.from_distances(loss.distance(e2), labels, dim=x.shape[-1])
+    torch.testing.assert_close(dense.per_group, listed.per_group, rtol=1e-12, atol=1e-14)
+    dense.loss.backward()
+    listed.loss.backward()
+    torch.testing.assert_close(e1.grad, e2.grad, rtol=1e-10, atol=1e-13)
+    # The held pairs are the listed path's non-zero negative terms (and perhaps a few zeros at the margin).
+    ref = listed.terms["neg_loss"]
+    nonzero = ref.losses > 0
+    held_pairs = set(zip(held.group.tolist(), held.indices[0].tolist(), held.indices[1].tolist()))
+    assert set(zip(ref.group[nonzero].tolist(), *(i[nonzero].tolist() for i in ref.indices))) <= held_pairs
+    for name, t in dense.terms.items():
+        r = listed.terms[name]
+        assert len(t) == len(r) and t.kind == r.kind and torch.equal(t.group, r.group)
+        assert all(torch.equal(i, j) for i, j in zip(t.indices, r.indices))
+        torch.testing.assert_close(t.losses, r.losses, rtol=1e-12, atol=1e-14)
+    assert torch.equal(dense.tuples.negative_mask(), listed.tuples.negative_mask())
+
+
+def test_no_negative_inside_the_margin_keeps_only_the_positive_terms(monkeypatch):
+    taken = _spy_pruned(monkeypatch)
+    x = torch.eye(8, dtype=torch.float64) * 5.0  # every pair sqrt(2) apart on the unit sphere
+    labels = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    e = x.clone().requires_grad_()
+    out = make_loss("contrastive")(e, labels)
+    assert taken == [True] and out.raw_terms["neg_loss"].losses.numel() == 0
+    assert len(out.terms["neg_loss"]) == 48 and float(out.terms["neg_loss"].losses.max()) == 0.0
+    out.loss.backward()
+    ref = make_loss("contrastive")
+    listed = ref.from_distances(ref.distance(x).unsqueeze(0), labels.unsqueeze(0), dim=8)
+    torch.testing.assert_close(out.loss, listed.loss)
+
+
+def test_pruning_is_declined_where_it_would_not_pay_or_not_hold(monkeypatch):
+    taken = _spy_pruned(monkeypatch)
+    x, labels = _close_negatives(1)
+    make_loss("contrastive", neg_margin=10.0)(x, labels)  # every negative inside the margin: the dense step
+    assert taken == [False]
+    taken.clear()
+    make_loss("contrastive", reducer="mean")(x, labels)  # the mean counts the zero terms: not offered
+    assert taken == []
