@@ -123,6 +123,11 @@ class Distance:
         """The order matrix's value at distance ``radius`` before the row shift (see the module docstring)."""
         raise NotImplementedError
 
+    def unit_similarity(self, radius: float) -> float:
+        r"""The cosine similarity :math:`s` at which two unit rows lie at distance ``radius``: between unit rows,
+        :math:`D < r \iff \hat x_i^\top \hat x_j > s` (``+inf``: no pair is closer than ``radius``)."""
+        raise NotImplementedError(f"{type(self).__name__} does not define its distance through the cosine")
+
     @property
     def has_order_matrix(self) -> bool:
         """Whether :meth:`order_matrix` is defined (a custom distance has only its matrix)."""
@@ -233,6 +238,9 @@ class EuclideanDistance(Distance):
     def _order_value(self, radius: float) -> float:
         return radius * radius if radius > 0 else float("-inf")  # D < r <=> D^2 < r^2, for r > 0
 
+    def unit_similarity(self, radius: float) -> float:
+        return 1.0 - radius * radius / 2.0 if radius > 0 else float("inf")  # D^2 = 2 - 2 s
+
 
 class SquaredEuclideanDistance(Distance):
     name = "sqeuclidean"
@@ -247,6 +255,9 @@ class SquaredEuclideanDistance(Distance):
 
     def _order_value(self, radius: float) -> float:
         return radius
+
+    def unit_similarity(self, radius: float) -> float:
+        return 1.0 - radius / 2.0  # D = 2 - 2 s
 
 
 class CosineDistance(Distance):
@@ -268,6 +279,9 @@ class CosineDistance(Distance):
 
     def _order_value(self, radius: float) -> float:
         return radius - 1.0
+
+    def unit_similarity(self, radius: float) -> float:
+        return 1.0 - radius
 
     def similarity(self, dist: torch.Tensor) -> torch.Tensor:
         return 1.0 - dist

@@ -55,9 +55,9 @@ from torch import nn
 
 from collapse._buffers import kept_buffer
 from collapse._fastgrad import anchor_distances, pair_distance
-from collapse.distances import Distance, get_distance
+from collapse.distances import CosineDistance, Distance, get_distance
 from collapse.losses.reducers import REDUCERS, Reducer
-from collapse.losses.terms import LossOutput, Terms
+from collapse.losses.terms import LossOutput, PrunedTerms, Terms
 from collapse.sampling.all_pairs import AllPairsSelection
 from collapse.sampling.negatives import AllNegatives
 from collapse.sampling.positives import AllPositives
@@ -67,6 +67,8 @@ from collapse.sampling.tuples import Tuples, warn_if_no_positive
 from collapse.sampling.within import negatives_within
 
 __all__ = ["SCRATCH_ELEMENTS", "MetricLoss", "PairDistances", "anchor_values", "as_groups", "triplet_layout"]
+
+_COSINE = CosineDistance()
 
 #: Largest selection matrix (entries) a loss keeps between steps as a reusable buffer (16M: 64 MB of float32).
 SCRATCH_ELEMENTS = 1 << 24
@@ -354,17 +356,23 @@ class MetricLoss(nn.Module):
     ) -> LossOutput | None:
         """The dense step with only the pairs whose term can be non-zero (:meth:`pruned_pairs_terms`), their
         distances recomputed with autograd in O(T d) (:class:`PairDistances`); ``None`` where the loss declines."""
-        if not self.distance.has_order_matrix:
+        distance = self.distance
+        # Between unit rows the search runs on -u_i.u_j (one product, no row terms); else on the order matrix.
+        unit = distance.normalize and type(distance).unit_similarity is not Distance.unit_similarity
+        if not (unit or distance.has_order_matrix):
             return None
         n_groups, batch, dim = emb.shape
         with torch.no_grad():
-            detached, norms = self.distance.prepare_detached(emb)
-            order = self.distance.order_matrix(detached, out=self._scratch(n_groups, batch, detached))
-            # How far a recomputed pair distance may lie from the order matrix's: its rounding error, bounded through
-            # the squared distance (|D - D'| <= sqrt(|D^2 - D'^2|)) for rows of norm at most r.
+            detached, norms = distance.prepare_detached(emb)
+            scratch = self._scratch(n_groups, batch, detached)
+            order = _COSINE.order_matrix(detached, out=scratch) if unit else distance.order_matrix(detached, out=scratch)
+            # A bound on the rounding of D^2 as the search computes it (a product of d terms: |dP| <= d eps |x||y|,
+            # and unit rows' norms 1 up to about d eps) and as the recomputed distance does, for rows of squared norm
+            # at most r2; then |D - D'| <= sqrt(err) for the Euclidean distance, err for the others.
             eps = torch.finfo(order.dtype).eps
-            r2 = 1.0 if self.distance.normalize else float((detached * detached).sum(-1).max())
-            slack = max(2.0 * math.sqrt(16 * eps * r2), 64 * eps * r2)
+            r2 = 1.0 if distance.normalize else float((detached * detached).sum(-1).max())
+            err = 4.0 * (dim + 8) * eps * r2
+            slack = max(math.sqrt(err), err)
         searched = False
 
         def within(radius: float, max_fraction: float) -> tuple[torch.Tensor, ...] | None:
@@ -372,7 +380,10 @@ class MetricLoss(nn.Module):
             if searched:
                 raise RuntimeError("within() runs once per step: it overwrites the order matrix")
             searched = True
-            limit = self.distance.order_limit(radius + slack, detached)
+            if unit:
+                limit = order.new_full((n_groups, batch, 1), -distance.unit_similarity(radius + slack))
+            else:
+                limit = distance.order_limit(radius + slack, detached)
             members, has_positive = pairs.segments.members, pairs.has_positive
             return negatives_within(order, limit, members, has_positive, max_fraction * order.numel())
 
@@ -476,7 +487,9 @@ class MetricLoss(nn.Module):
         labels: torch.Tensor,
     ) -> LossOutput:
         """Reduce the terms per group, add the regulariser, and wrap the result."""
-        per_group = self.reducer(terms, n_groups, dist)
+        # An empty pruned sub-loss adds 0 to every reducer that takes one: its reduction's few operations are spared.
+        held = {k: t for k, t in terms.items() if not (isinstance(t, PrunedTerms) and not t.losses.numel())}
+        per_group = self.reducer(held, n_groups, dist)
         if dist.requires_grad and not per_group.requires_grad:
             # No tuple was selected: a zero multiple keeps the graph connected, so backward() still works.
             per_group = per_group + 0.0 * dist.sum()

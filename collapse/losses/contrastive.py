@@ -80,12 +80,15 @@ class ContrastiveLoss(MetricLoss):
         if near is None:
             return None
         g, i, j = near
-        members, counted = pairs.segment_positives()
-        d_ap = torch.stack(dist.anchors(*members.unbind(-1)), dim=-1)
-        shape = members.shape
+        others, counted = pairs.positive_members()
+        if others.shape[-1]:
+            d_ap = torch.stack(dist.anchors(*others.unbind(-1)), dim=-1)
+        else:  # every label a singleton: no positive pair
+            d_ap = others.new_zeros(others.shape, dtype=dist.dtype)
+        shape = others.shape
         a = pairs.anchor_index.unsqueeze(-1).expand(shape)
         positive = Terms(
-            self.pos_term(d_ap), pairs.group_index.unsqueeze(-1).expand(shape), (a, members), "pos_pair", mask=counted
+            self.pos_term(d_ap), pairs.group_index.unsqueeze(-1).expand(shape), (a, others), "pos_pair", mask=counted
         )
 
         def listing() -> Terms:

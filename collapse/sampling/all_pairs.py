@@ -64,6 +64,19 @@ class AllPairsSelection:
         k = torch.arange(members.shape[-1], device=members.device)
         return members, (k < segments.count.unsqueeze(-1)) & (members != self.anchor_index.unsqueeze(-1))
 
+    def positive_members(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(others, counted)``, both ``(G, B, M - 1)``, on eager CPU steps: each anchor's label members without the
+        anchor itself (ascending batch index), and whether the entry is a positive (within the count, not padding).
+        A step that computes one distance per positive pair computes ``M - 1`` per anchor instead of ``M``."""
+        segments = self.segments
+        members = segments.members
+        width = members.shape[-1]
+        # The anchor's rank among its members (padding repeats the last member, so it is never below the anchor).
+        rank = (members < self.anchor_index.unsqueeze(-1)).sum(-1, keepdim=True)
+        k = torch.arange(max(width - 1, 0), device=members.device)
+        others = members.gather(-1, k + (k >= rank))
+        return others, k < (segments.count - 1).unsqueeze(-1)
+
     @property
     def has_positive(self) -> torch.Tensor:
         """``(G, B)``: whether the anchor has a positive (another sample of its label)."""
