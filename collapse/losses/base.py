@@ -25,7 +25,13 @@ them in two layouts, plus a third for the all x all rule:
   eager CPU steps, as each anchor's label segment (:class:`~collapse.sampling.all_pairs.AllPairsSelection`), so no
   index list of the O(B^2) pairs is built. The terms are the same term functions or per-anchor sums (for SupCon, the
   same log-sum-exp minus mean positive logit as ``supcon_terms``, over masks instead of lists); tests check the
-  values and gradients against the listed layout (tests/losses/test_dense_pairs.py).
+  values and gradients against the listed layout (tests/losses/test_dense_pairs.py). Its **pruned** form
+  (:meth:`MetricLoss.pruned_pairs_terms`, the contrastive loss, on eager CPU steps with a reducer that skips zero
+  terms): a hinge :math:`[m - D]_+` is exactly 0 beyond its margin, so only the negative pairs inside it are listed
+  (:func:`~collapse.sampling.within.negatives_within`, one product and a row minimum) and their distances, and the
+  positive pairs', recomputed with autograd in O(T d) (:class:`PairDistances`): no B x B tensor with autograd. The
+  full listing of terms is built on first read (:class:`~collapse.losses.terms.PrunedTerms`). Where more than an
+  eighth of the pairs lie inside the margin, the step takes the dense form.
 
 The listed view of a fixed-shape step (``LossOutput.terms``/``.tuples``) is derived from the masks on first read,
 so the per-tuple API stays what it was; tests check that both layouts give the same values and gradients. We chose
@@ -365,7 +371,7 @@ class MetricLoss(nn.Module):
         with torch.no_grad():
             detached, norms = distance.prepare_detached(emb)
             scratch = self._scratch(n_groups, batch, detached)
-            order = _COSINE.order_matrix(detached, out=scratch) if unit else distance.order_matrix(detached, out=scratch)
+            order = (_COSINE if unit else distance).order_matrix(detached, out=scratch)
             # A bound on the rounding of D^2 as the search computes it (a product of d terms: |dP| <= d eps |x||y|,
             # and unit rows' norms 1 up to about d eps) and as the recomputed distance does, for rows of squared norm
             # at most r2; then |D - D'| <= sqrt(err) for the Euclidean distance, err for the others.

@@ -13,9 +13,10 @@ returns 0 instead: its ``GenericPairLoss`` returns zero losses whenever every in
 (a guard that also catches the single-pair case). We keep the pair: it is a valid selection and dropping it would
 silently stop the gradient of such batches. ``tests/test_interop.py`` pins both behaviours.
 
-One formula, three layouts: :meth:`ContrastiveLoss.pos_term` and :meth:`~ContrastiveLoss.neg_term` serve the listed
-pairs (``compute_terms``), the fixed-shape step with masks (``anchor_terms``, see :mod:`collapse.losses.base`) and
-the all x all rule as masks over the whole matrix (``all_pairs_terms``).
+One formula, four layouts: :meth:`ContrastiveLoss.pos_term` and :meth:`~ContrastiveLoss.neg_term` serve the listed
+pairs (``compute_terms``), the fixed-shape step with masks (``anchor_terms``, see :mod:`collapse.losses.base`), the
+all x all rule as masks over the whole matrix (``all_pairs_terms``), and the same rule without the negative pairs
+beyond the margin, whose terms are exactly 0 (``pruned_pairs_terms``).
 """
 
 from __future__ import annotations
