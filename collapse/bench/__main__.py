@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nmi-sizes", default=None, help="comma-separated N for the NMI rows (empty string: none)")
     p.add_argument("--repeats", type=int, default=None, help="timed calls per side and row (at most)")
     p.add_argument("--budget", type=float, default=None, help="seconds of timed calls per side and row (at most)")
+    p.add_argument("--dim", type=int, default=128, help="embedding dimension of the loss rows' Gaussian batches "
+                   "(fewer dimensions put more pairs of other labels inside a margin)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     p.add_argument(
         "--runs",
@@ -134,6 +136,7 @@ def config_from_args(args: argparse.Namespace, argv: list[str]) -> BenchConfig:
         "budget": None if args.budget is None else check_real("--budget", args.budget, low=0.0, low_inclusive=False),
         "compile": args.compile,
         "seed": check_int("--seed", args.seed, low=0),
+        "dim": check_int("--dim", args.dim, low=1),
         "command": "python -m collapse.bench " + shlex.join(argv),
     }
     if args.quick:

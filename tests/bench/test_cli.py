@@ -39,6 +39,7 @@ def test_readme_must_exist_with_the_markers_and_out_must_be_writable(tmp_path, c
         (["--readme", str(no_marks)], "lacks the markers"),
         (["--out", str(tmp_path / "FILE" / "bench")], "FILE is a file"),
         (["--batch-sizes", ","], "--batch-sizes must name at least one value"),
+        (["--dim", "0"], "--dim"),
     ]:
         with pytest.raises(SystemExit) as exc:
             cli.main([*TINY, "--sections", "loss", "--out", str(tmp_path / "out"), *extra])
@@ -184,3 +185,13 @@ def test_from_rebuilds_the_section_of_an_earlier_run_with_included_rows_and_runs
     assert cli.main(argv) == 0 and readme.read_text() == text  # idempotent: the inclusion is not listed twice
     data = json.loads((tmp_path / "out" / "bench.json").read_text())
     assert len(data["rows"]) == 2 and len(data["included"]) == 1
+
+
+def test_dim_sets_the_loss_rows_embedding_dimension(tmp_path, capsys):
+    args = cli.build_parser().parse_args([*TINY, "--dim", "8", "--quick"])
+    assert cli.config_from_args(args, ["--dim", "8"]).dim == 8
+    code = cli.main([*TINY, "--dim", "3", "--sections", "loss", "--losses", "contrastive all/all", "--out",
+                     str(tmp_path)])
+    assert code == 0, capsys.readouterr().out
+    data = json.loads((tmp_path / "bench.json").read_text())
+    assert "--dim 3" in data["config"]["command"] and data["config"]["dim"] == 3
