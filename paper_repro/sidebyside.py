@@ -27,6 +27,7 @@ and prints the table built from the stored records (``--readme README.md`` rewri
 
 from __future__ import annotations
 
+import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -207,15 +208,24 @@ def method_summary(result: dict) -> dict:
     return out
 
 
-def command_of(run: RealMethodRun) -> str:
-    """The command that recomputes (or, from the store, reprints) one run's record: same fields, same key."""
+def command_of(run: RealMethodRun, store: str | None = None) -> str:
+    """The command that recomputes (or, from the store, reprints) one run's record: same fields, same key, and the
+    same result store (``store``, named when it is not the default one)."""
+    from collapse.runs import DEFAULT_STORE
+
     return (f"python -m paper_repro.sidebyside --datasets {run.dataset} --methods {run.method} --noise {run.noise:g}"
-            + (f" --steps {run.steps}" if run.steps != RealMethodRun.steps else ""))  # fmt: skip
+            + (f" --steps {run.steps}" if run.steps != RealMethodRun.steps else "")
+            + (f" --root {shlex.quote(run.root)}" if run.root != RealMethodRun.root else "")
+            + (f" --store {shlex.quote(str(store))}" if store is not None and str(store) != str(DEFAULT_STORE)
+               else ""))  # fmt: skip
 
 
-def sidebyside_markdown(runs: Sequence[RealMethodRun], results: Sequence[dict | None]) -> str:
+def sidebyside_markdown(
+    runs: Sequence[RealMethodRun], results: Sequence[dict | None], store: str | None = None
+) -> str:
     """The real-image side-by-side table from stored results (mean ± std over seeds of each seed's test measures);
-    a run whose result is ``None`` (not in the store) gets a row saying so, with the command that computes it."""
+    a run whose result is ``None`` (not in the store) gets a row saying so, with the command that computes it
+    (into ``store``, see :func:`command_of`)."""
     r0 = runs[0]
     lines = [f"MLP head on fixed {r0.pca_dim}-d PCA features (`paper_repro.study` protocol); {r0.seeds} seeds, "
              f"{r0.steps} steps, batches of {r0.batch_classes} classes x {r0.M}, lr in {list(r0.lrs)} chosen per "
@@ -233,7 +243,7 @@ def sidebyside_markdown(runs: Sequence[RealMethodRun], results: Sequence[dict | 
     for run, res in zip(runs, results):
         if res is None:
             lines.append(f"| {run.dataset} | {run.noise:g} | {run.method} | not computed (no record in the store) |"
-                         f" | | | | | | | `{command_of(run)}` |")  # fmt: skip
+                         f" | | | | | | | `{command_of(run, store)}` |")  # fmt: skip
             continue
         s = method_summary(res)
 
@@ -243,7 +253,7 @@ def sidebyside_markdown(runs: Sequence[RealMethodRun], results: Sequence[dict | 
         lines.append(f"| {run.dataset} | {run.noise:g} | {run.method} | {s['verdicts']} | {f('merged_fraction')} | "
                      f"{f('coarse_map_at_r')} | {f('coarse_r1')} | {f('test_linear_probe')} "
                      f"({s['test_majority'][0]:.2f}) | {f('test_eta2')} | {f('test_fine_r1')} | {res['lr']:g} | "
-                     f"`{command_of(run)}` |")  # fmt: skip
+                     f"`{command_of(run, store)}` |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -299,6 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "in the store, runs without one marked 'not computed'")  # fmt: skip
     p.add_argument("--against", default=None, help="another result store holding the same runs: print how this "
                    "store's records differ from its records (a rerun's reproducibility)")  # fmt: skip
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     try:
         from collapse.cli import parse_list
@@ -309,12 +320,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The records to compare a rerun with must exist before anything is computed.
         first = ResultStore(args.against).results(runs) if args.against else None
         if args.from_store:
-            text = sidebyside_markdown(runs, [store.result(r) for r in runs])
+            text = sidebyside_markdown(runs, [store.result(r) for r in runs], args.store)
         else:
-            execution = execute(runs, store, backend=args.backend)
+            execution = execute(runs, store, backend=args.backend, progress=not args.no_progress)
             if not execution.ok:
                 raise ValueError("some blocks failed; see the store's records")
-            text = sidebyside_markdown(runs, store.results(runs))
+            text = sidebyside_markdown(runs, store.results(runs), args.store)
         if first is not None:
             rerun = _rerun_text(rerun_differences(runs, first, store.results(runs)))
             print(f"Rerun in {store.root} against the records in {args.against}:\n{rerun}\n")

@@ -4,6 +4,7 @@ Fashion-MNIST), the proxies' training in train_heads, and the table drawn from s
 from __future__ import annotations
 
 import copy
+import shlex
 
 import numpy as np
 import pytest
@@ -107,6 +108,21 @@ def test_against_compares_with_another_store_and_needs_its_records(tmp_path, cap
     out = capsys.readouterr().out
     assert "| fashion-mnist-super | 0 | triplet | not computed (no record in the store) |" in out
     assert not (tmp_path / "b" / "records").exists() or not list((tmp_path / "b" / "records").iterdir())
+    # Its command names the store and the data root it was given, so that it computes this very record.
+    command = next(c for c in out.split("`") if c.startswith("python -m paper_repro.sidebyside"))
+    assert f"--store {tmp_path / 'b'}" in command and f"--root {root}" in command
+    assert main([*shlex.split(command)[3:], "--no-progress"]) == 0
+    assert len(list((tmp_path / "b" / "records").iterdir())) == 1
+    capsys.readouterr()
+
+
+def test_the_command_names_only_what_differs_from_the_defaults():
+    from collapse.runs import DEFAULT_STORE
+
+    run = RealMethodRun(dataset="glyphs", method="triplet", noise=0.1)
+    assert command_of(run) == command_of(run, str(DEFAULT_STORE)) == (
+        "python -m paper_repro.sidebyside --datasets glyphs --methods triplet --noise 0.1")
+    assert command_of(run, "my store").endswith("--noise 0.1 --store 'my store'")
 
 
 def test_train_heads_trains_the_proxies_of_proxy_losses():
