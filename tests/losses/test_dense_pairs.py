@@ -197,3 +197,10 @@ def test_pruning_is_declined_where_it_would_not_pay_or_not_hold(monkeypatch):
     taken.clear()
     make_loss("contrastive", reducer="mean")(x, labels)  # the mean counts the zero terms: not offered
     assert taken == []
+    two_classes = (torch.arange(40) // 20).unsqueeze(0)  # 19 positives per anchor: the matrix is cheaper
+    e1, e2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    loss = make_loss("contrastive")
+    out = loss(e1, two_classes)
+    assert taken == [False]
+    listed = loss.from_distances(loss.distance(e2), two_classes, dim=x.shape[-1])
+    torch.testing.assert_close(out.per_group, listed.per_group, rtol=1e-12, atol=1e-14)
