@@ -105,7 +105,7 @@ class ContrastiveLoss(MetricLoss):
             return Terms(self.neg_term(dist[gn, an, n]), gn, (an, n), "neg_pair")
 
         values = self.neg_term(dist[g, i, j]) if len(g) else g.new_zeros(0, dtype=dist.dtype)
-        negative = PrunedTerms(values, g, (i, j), "neg_pair", listing)
+        negative = PrunedTerms(Terms(values, g, (i, j), "neg_pair"), listing)
         return {"pos_loss": positive, "neg_loss": negative}
 
     def anchor_terms(self, dist, selection: AnchorSelection, labels: torch.Tensor) -> dict[str, Terms]:

@@ -62,15 +62,10 @@ class PrunedTerms(Terms):
 
     __slots__ = ("_full", "_listing")
 
-    def __init__(
-        self,
-        losses: torch.Tensor,
-        group: torch.Tensor,
-        indices: tuple[torch.Tensor, ...],
-        kind: str,
-        listing: Callable[[], Terms],
-    ) -> None:
-        super().__init__(losses, group, indices, kind)
+    def __init__(self, held: Terms, listing: Callable[[], Terms]) -> None:
+        if held.mask is not None:
+            raise ValueError("the held terms of PrunedTerms are flat (no mask)")
+        super().__init__(held.losses, held.group, held.indices, held.kind)
         self._listing, self._full = listing, None
 
     def __len__(self) -> int:

@@ -204,3 +204,19 @@ def test_pruning_is_declined_where_it_would_not_pay_or_not_hold(monkeypatch):
     assert taken == [False]
     listed = loss.from_distances(loss.distance(e2), two_classes, dim=x.shape[-1])
     torch.testing.assert_close(out.per_group, listed.per_group, rtol=1e-12, atol=1e-14)
+
+
+def test_pruned_terms_hold_flat_terms_and_list_the_full_rule_once():
+    from collapse.losses.terms import PrunedTerms, Terms
+
+    calls = []
+    full = Terms(torch.tensor([0.0, 0.5, 0.0]), torch.zeros(3, dtype=torch.long),
+                 (torch.tensor([0, 0, 1]), torch.tensor([1, 2, 2])), "neg_pair")  # fmt: skip
+    held = Terms(torch.tensor([0.5]), torch.zeros(1, dtype=torch.long), (torch.tensor([0]), torch.tensor([2])),
+                 "neg_pair")  # fmt: skip
+    pruned = PrunedTerms(held, lambda: calls.append(1) or full)
+    assert pruned.losses.numel() == 1 and len(pruned) == 3 and pruned.compact() is full and calls == [1]
+    masked = Terms(torch.ones(2, 2), torch.zeros(2, 2, dtype=torch.long), (torch.zeros(2, 2),), "anchor",
+                   mask=torch.ones(2, 2, dtype=torch.bool))  # fmt: skip
+    with pytest.raises(ValueError, match="flat"):
+        PrunedTerms(masked, lambda: full)
