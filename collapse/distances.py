@@ -123,6 +123,22 @@ class Distance:
         """The order matrix's value at distance ``radius`` before the row shift (see the module docstring)."""
         raise NotImplementedError
 
+    @property
+    def radius_search(self) -> str | None:
+        """How pairs within a radius can be found without the distance matrix: ``"unit"`` (between unit rows, on
+        the cosine similarity, :meth:`unit_similarity`), ``"order"`` (on :meth:`order_matrix` with
+        :meth:`order_limit`) or ``None``. Only where the class that defines the matrix (``_pairwise``) also defines
+        those: a subclass that changes the formula and not them gets ``None``, not a search that would miss pairs."""
+        cls = type(self)
+        matrix = _defined_by(cls, "_pairwise")
+        if matrix is None:
+            return None
+        if self.normalize and _defined_by(cls, "unit_similarity") is matrix:
+            return "unit"
+        if self.has_order_matrix and _defined_by(cls, "_order_value") is matrix:
+            return "order"
+        return None
+
     def unit_similarity(self, radius: float) -> float:
         r"""The cosine similarity :math:`s` at which two unit rows lie at distance ``radius``: between unit rows,
         :math:`D < r \iff \hat x_i^\top \hat x_j > s` (``+inf``: no pair is closer than ``radius``)."""
@@ -192,6 +208,12 @@ class Distance:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(normalize={self.normalize})"
+
+
+def _defined_by(cls: type, name: str) -> type | None:
+    """The class in ``cls``'s method resolution order that defines ``name`` (``Distance``'s stubs count as none)."""
+    owner = next((k for k in cls.__mro__ if name in vars(k)), None)
+    return None if owner is Distance else owner
 
 
 def _squared(x: torch.Tensor, y: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:

@@ -188,6 +188,18 @@ def test_order_limit_says_which_entries_lie_within_a_radius(name, normalize, rad
         assert not (order < limit).any()  # a distance is never below a radius <= 0
 
 
+def test_radius_search_only_where_the_class_that_defines_the_matrix_defines_it():
+    assert EuclideanDistance().radius_search == "unit" and CosineDistance().radius_search == "unit"
+    assert EuclideanDistance(normalize=False).radius_search == "order"
+    assert SquaredEuclideanDistance(normalize=False).radius_search == "order"
+
+    class Manhattan(EuclideanDistance):  # a new formula that inherits Euclidean's search: it would miss pairs
+        def _pairwise(self, x, y, out=None):
+            return (x.unsqueeze(-2) - y.unsqueeze(-3)).abs().sum(-1)
+
+    assert Manhattan().radius_search is None and Manhattan(normalize=False).radius_search is None
+
+
 def test_a_distance_without_an_order_matrix_says_so():
     class Manhattan(EuclideanDistance):
         _order_scale = None

@@ -31,7 +31,9 @@ them in two layouts, plus a third for the all x all rule:
   (:func:`~collapse.sampling.within.negatives_within`, one product and a row minimum) and their distances, and the
   positive pairs', recomputed with autograd in O(T d) (:class:`PairDistances`): no B x B tensor with autograd. The
   full listing of terms is built on first read (:class:`~collapse.losses.terms.PrunedTerms`). Where more than an
-  eighth of the pairs lie inside the margin, the step takes the dense form.
+  eighth of the pairs lie inside the margin, where classes are large (a distance row per positive pair costs more
+  than the matrix) and for a distance without a radius search (:attr:`Distance.radius_search`), the step takes the
+  dense form.
 
 The listed view of a fixed-shape step (``LossOutput.terms``/``.tuples``) is derived from the masks on first read,
 so the per-tuple API stays what it was; tests check that both layouts give the same values and gradients. We chose
@@ -364,9 +366,10 @@ class MetricLoss(nn.Module):
         distances recomputed with autograd in O(T d) (:class:`PairDistances`); ``None`` where the loss declines."""
         distance = self.distance
         # Between unit rows the search runs on -u_i.u_j (one product, no row terms); else on the order matrix.
-        unit = distance.normalize and type(distance).unit_similarity is not Distance.unit_similarity
-        if not (unit or distance.has_order_matrix):
+        search = distance.radius_search
+        if search is None:
             return None
+        unit = search == "unit"
         n_groups, batch, dim = emb.shape
         with torch.no_grad():
             detached, norms = distance.prepare_detached(emb)

@@ -7,8 +7,10 @@ them listed, which here costs one pass over the matrix (a row minimum) plus work
 a pair within the radius, instead of a comparison and an index listing over all :math:`B^2` entries.
 
 The search runs on :meth:`~collapse.distances.Distance.order_matrix` with the limits of
-:meth:`~collapse.distances.Distance.order_limit` (the same order, one product and no elementwise pass), with the
-anchor's own label blanked through its label segment (:class:`~collapse.sampling.fused.LabelSegments`).
+:meth:`~collapse.distances.Distance.order_limit` (the same order, one product and no elementwise pass), or between
+unit rows on :math:`-\hat x_i^\top \hat x_j` with the limit of :meth:`~collapse.distances.Distance.unit_similarity`
+(:attr:`~collapse.distances.Distance.radius_search`), with the anchor's own label blanked through its label segment
+(:class:`~collapse.sampling.fused.LabelSegments`).
 """
 
 from __future__ import annotations

@@ -197,6 +197,19 @@ def test_pruning_is_declined_where_it_would_not_pay_or_not_hold(monkeypatch):
     taken.clear()
     make_loss("contrastive", reducer="mean")(x, labels)  # the mean counts the zero terms: not offered
     assert taken == []
+    from collapse.distances import EuclideanDistance
+
+    class Manhattan(EuclideanDistance):  # no radius search of its own: the dense step, and the right loss
+        def _pairwise(self, x, y, out=None):
+            return (x.unsqueeze(-2) - y.unsqueeze(-3)).abs().sum(-1)
+
+    before = len(taken)
+    manhattan = make_loss("contrastive", distance=Manhattan())
+    e1 = x.clone().requires_grad_()
+    out = manhattan(e1, labels)
+    assert len(taken) == before  # not offered
+    ref = manhattan.from_distances(manhattan.distance(x), labels, dim=x.shape[-1])
+    torch.testing.assert_close(out.per_group, ref.per_group, rtol=1e-12, atol=1e-14)
     two_classes = (torch.arange(40) // 20).unsqueeze(0)  # 19 positives per anchor: the matrix is cheaper
     e1, e2 = x.clone().requires_grad_(), x.clone().requires_grad_()
     loss = make_loss("contrastive")
