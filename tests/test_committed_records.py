@@ -57,3 +57,15 @@ def test_a_committed_full_study_is_rebuilt_from_the_committed_records(path, tmp_
     for key in ("runs", "comparisons", "controls", "floors"):
         # As JSON text: NaN entries compare equal there, and the file holds what write_json wrote.
         assert json.dumps(again[key]) == json.dumps(summary[key]), key
+
+
+def test_the_readme_sidebyside_table_is_what_the_committed_records_say():
+    """The README's real-image side-by-side table is printed from figures/store (its default plan: every data set,
+    method and noise level), so a fresh clone reprints it with ``--store figures/store --from-store``."""
+    from paper_repro.sidebyside import DATASETS, MARKERS, NOISES, REAL_METHODS, grid, sidebyside_markdown
+
+    runs = grid(list(DATASETS), list(REAL_METHODS), list(NOISES))
+    text = sidebyside_markdown(runs, ResultStore(STORE).results(runs), "figures/store")
+    readme = (ROOT / "README.md").read_text()
+    start, end = readme.index(MARKERS[0]) + len(MARKERS[0]), readme.index(MARKERS[1])
+    assert readme[start:end] == "\n" + text
