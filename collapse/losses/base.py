@@ -65,7 +65,7 @@ from collapse._buffers import kept_buffer
 from collapse._fastgrad import anchor_distances, pair_distance
 from collapse.distances import CosineDistance, Distance, get_distance
 from collapse.losses.reducers import REDUCERS, Reducer
-from collapse.losses.terms import LossOutput, PrunedTerms, Terms
+from collapse.losses.terms import LossOutput, Terms
 from collapse.sampling.all_pairs import AllPairsSelection
 from collapse.sampling.negatives import AllNegatives
 from collapse.sampling.positives import AllPositives
@@ -365,16 +365,17 @@ class MetricLoss(nn.Module):
         """The dense step with only the pairs whose term can be non-zero (:meth:`pruned_pairs_terms`), their
         distances recomputed with autograd in O(T d) (:class:`PairDistances`); ``None`` where the loss declines."""
         distance = self.distance
-        # Between unit rows the search runs on -u_i.u_j (one product, no row terms); else on the order matrix.
         search = distance.radius_search
         if search is None:
             return None
-        unit = search == "unit"
+        # Between unit rows the search is the cosine distance's (on -u_i.u_j: one product, no row terms), at the
+        # cosine distance of the same pairs; else on this distance's own order matrix.
+        searcher = _COSINE if search == "unit" else distance
         n_groups, batch, dim = emb.shape
         with torch.no_grad():
             detached, norms = distance.prepare_detached(emb)
             scratch = self._scratch(n_groups, batch, detached)
-            order = (_COSINE if unit else distance).order_matrix(detached, out=scratch)
+            order = searcher.order_matrix(detached, out=scratch)
             # A bound on the rounding of D^2 as the search computes it (a product of d terms: |dP| <= d eps |x||y|,
             # and unit rows' norms 1 up to about d eps) and as the recomputed distance does, for rows of squared norm
             # at most r2; then |D - D'| <= sqrt(err) for the Euclidean distance, err for the others.
@@ -389,10 +390,10 @@ class MetricLoss(nn.Module):
             if searched:
                 raise RuntimeError("within() runs once per step: it overwrites the order matrix")
             searched = True
-            if unit:
-                limit = order.new_full((n_groups, batch, 1), -distance.unit_similarity(radius + slack))
-            else:
-                limit = distance.order_limit(radius + slack, detached)
+            radius = radius + slack
+            if search == "unit":
+                radius = 1.0 - distance.unit_similarity(radius)  # as a cosine distance
+            limit = searcher.order_limit(radius, detached)
             members, has_positive = pairs.segments.members, pairs.has_positive
             return negatives_within(order, limit, members, has_positive, max_fraction * order.numel())
 
@@ -496,9 +497,7 @@ class MetricLoss(nn.Module):
         labels: torch.Tensor,
     ) -> LossOutput:
         """Reduce the terms per group, add the regulariser, and wrap the result."""
-        # An empty pruned sub-loss adds 0 to every reducer that takes one: its reduction's few operations are spared.
-        held = {k: t for k, t in terms.items() if not (isinstance(t, PrunedTerms) and not t.losses.numel())}
-        per_group = self.reducer(held, n_groups, dist)
+        per_group = self.reducer(terms, n_groups, dist)
         if dist.requires_grad and not per_group.requires_grad:
             # No tuple was selected: a zero multiple keeps the graph connected, so backward() still works.
             per_group = per_group + 0.0 * dist.sum()

@@ -61,7 +61,8 @@ class Reducer:
     skips_zero_terms = False
 
     def __call__(self, terms: dict[str, Terms], n_groups: int, like: torch.Tensor) -> torch.Tensor:
-        parts = [self.reduce_one(t, n_groups) for t in terms.values()]
+        # A sub-loss without terms adds 0 to every reducer (e.g. a pruned step's negatives, none inside the margin).
+        parts = [self.reduce_one(t, n_groups) for t in terms.values() if t.losses.numel()]
         parts = [p if p.dtype == like.dtype else p.to(like.dtype) for p in parts]
         if not parts:
             return torch.zeros(n_groups, dtype=like.dtype, device=like.device)
@@ -126,6 +127,8 @@ class DivisorReducer(Reducer):
         total = torch.zeros(n_groups, dtype=like.dtype, device=like.device)
         count = torch.zeros(n_groups, dtype=like.dtype, device=like.device)
         for name, t in terms.items():
+            if not t.losses.numel():  # no terms: adds 0 to both sums
+                continue
             total = total + group_total(t, t.losses, n_groups).to(like.dtype)
             if name in self.counted:
                 count = count + group_total(t, _counted(t, t.losses > 0).to(like.dtype), n_groups)
